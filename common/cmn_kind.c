@@ -1,0 +1,223 @@
+/*  cmn_kind: see cmn_kind.h. New job kinds are added to the table here and
+ *  to the worker's runner table (worker/wrk_jobs.c). */
+#include "cmn_kind.h"
+#include "cmn_codec.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const cmn_param_spec_t s_noop_params [] = {
+    { "sleep_ms", CMN_PARAM_UINT, false, 0, 3600000,
+      "milliseconds to sleep before finishing (default 0)" },
+    { "fail", CMN_PARAM_BOOL, false, 0, 1,
+      "finish with an error instead of a result (default false)" },
+    { "payload", CMN_PARAM_STR, false, 0, 4096,
+      "string echoed back in the result" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+static const cmn_param_spec_t s_bench_device_params [] = {
+    { "copy_mb", CMN_PARAM_UINT, false, 1, 4096,
+      "size of the copy-bandwidth buffer in MiB (default 64)" },
+    { "gemm_n", CMN_PARAM_UINT, false, 16, 8192,
+      "square SGEMM size M=N=K (default 512)" },
+    { "reps", CMN_PARAM_UINT, false, 1, 1000,
+      "timed repetitions of each kernel (default 5)" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+const cmn_kind_t cmn_kinds [] = {
+    { "noop", "does nothing on the device; for broker benchmarks and tests",
+      false, s_noop_params },
+    { "bench.device", "measures copy bandwidth (GB/s) and SGEMM throughput (GFLOPS)",
+      true, s_bench_device_params },
+    { NULL, NULL, false, NULL }
+};
+
+const cmn_kind_t *
+cmn_kind_find (const char *name, size_t len)
+{
+    for (const cmn_kind_t *k = cmn_kinds; k->name; k++)
+        if (strlen (k->name) == len && memcmp (k->name, name, len) == 0)
+            return k;
+    return NULL;
+}
+
+static const cmn_param_spec_t *
+s_spec (const cmn_kind_t *kind, const char *name, size_t len)
+{
+    for (const cmn_param_spec_t *p = kind->params; p->name; p++)
+        if (strlen (p->name) == len && memcmp (p->name, name, len) == 0)
+            return p;
+    return NULL;
+}
+
+static const char *
+s_type_name (cmn_param_type_t t)
+{
+    switch (t) {
+        case CMN_PARAM_UINT:  return "an unsigned integer";
+        case CMN_PARAM_INT:   return "an integer";
+        case CMN_PARAM_FLOAT: return "a number";
+        case CMN_PARAM_BOOL:  return "a boolean";
+        default:              return "a string";
+    }
+}
+
+static int
+s_check_value (const cmn_kind_t *kind, const cmn_param_spec_t *p,
+               const msgpack_object *v, cmn_err_t *err)
+{
+    double x = 0;
+    bool ok = false;
+    switch (p->type) {
+        case CMN_PARAM_UINT:
+            ok = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+            x = ok ? (double) v->via.u64 : 0;
+            break;
+        case CMN_PARAM_INT:
+            ok = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+              || v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            x = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double) v->via.u64
+                                                           : (double) v->via.i64;
+            break;
+        case CMN_PARAM_FLOAT:
+            ok = v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64
+              || v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+              || v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            x = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double) v->via.u64
+              : v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (double) v->via.i64
+              : v->via.f64;
+            ok = ok && isfinite (x);
+            break;
+        case CMN_PARAM_BOOL:
+            return v->type == MSGPACK_OBJECT_BOOLEAN ? 0
+                 : cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' must be a boolean",
+                                kind->name, p->name);
+        case CMN_PARAM_STR:
+            if (v->type != MSGPACK_OBJECT_STR)
+                return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' must be a string",
+                                    kind->name, p->name);
+            if (v->via.str.size > p->max)
+                return cmn_err_set (err, RXQ_E_PARAM,
+                                    "%s: parameter '%s' is longer than %.0f bytes",
+                                    kind->name, p->name, p->max);
+            return 0;
+    }
+    if (!ok)
+        return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' must be %s",
+                            kind->name, p->name, s_type_name (p->type));
+    if (x < p->min || x > p->max)
+        return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' must be between %g and %g",
+                            kind->name, p->name, p->min, p->max);
+    return 0;
+}
+
+int
+cmn_kind_validate (const cmn_kind_t *kind, const msgpack_object *params, cmn_err_t *err)
+{
+    if (params && params->type != MSGPACK_OBJECT_MAP)
+        return cmn_err_set (err, RXQ_E_PARAM, "%s: parameters must be a map", kind->name);
+    uint32_t n = params ? params->via.map.size : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object_kv *kv = &params->via.map.ptr [i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter names must be strings",
+                                kind->name);
+        const cmn_param_spec_t *p = s_spec (kind, kv->key.via.str.ptr, kv->key.via.str.size);
+        if (!p)
+            return cmn_err_set (err, RXQ_E_PARAM, "%s: unknown parameter '%.*s'", kind->name,
+                                (int) (kv->key.via.str.size > 64 ? 64 : kv->key.via.str.size),
+                                kv->key.via.str.ptr);
+        for (uint32_t j = 0; j < i; j++)
+            if (cmn_codec_str_eq (&params->via.map.ptr [j].key, p->name))
+                return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' given twice",
+                                    kind->name, p->name);
+        if (s_check_value (kind, p, &kv->val, err))
+            return -1;
+    }
+    for (const cmn_param_spec_t *p = kind->params; p->name; p++)
+        if (p->required && !cmn_codec_find (params, p->name))
+            return cmn_err_set (err, RXQ_E_PARAM, "%s: missing required parameter '%s'",
+                                kind->name, p->name);
+    return 0;
+}
+
+int
+cmn_kind_pack_arg (const cmn_kind_t *kind, const char *text, msgpack_packer *pk,
+                   cmn_err_t *err)
+{
+    const char *eq = strchr (text, '=');
+    if (!eq || eq == text)
+        return cmn_err_set (err, RXQ_E_PARAM, "parameter '%s' must be written key=value", text);
+    size_t klen = (size_t) (eq - text);
+    const cmn_param_spec_t *p = s_spec (kind, text, klen);
+    if (!p)
+        return cmn_err_set (err, RXQ_E_PARAM, "%s: unknown parameter '%.*s' (see rxq submit --help)",
+                            kind->name, (int) klen, text);
+    const char *val = eq + 1;
+    char *end = NULL;
+    errno = 0;
+    cmn_pack_cstr (pk, p->name);
+    switch (p->type) {
+        case CMN_PARAM_UINT: {
+            if (*val == '-' || !*val)
+                break;
+            unsigned long long u = strtoull (val, &end, 10);
+            if (errno || *end || u < p->min || u > p->max)
+                break;
+            msgpack_pack_uint64 (pk, u);
+            return 0;
+        }
+        case CMN_PARAM_INT: {
+            long long i = strtoll (val, &end, 10);
+            if (!*val || errno || *end || i < p->min || i > p->max)
+                break;
+            msgpack_pack_int64 (pk, i);
+            return 0;
+        }
+        case CMN_PARAM_FLOAT: {
+            double d = strtod (val, &end);
+            if (!*val || errno || *end || !isfinite (d) || d < p->min || d > p->max)
+                break;
+            msgpack_pack_double (pk, d);
+            return 0;
+        }
+        case CMN_PARAM_BOOL:
+            if (!strcasecmp (val, "true") || !strcmp (val, "1") || !strcasecmp (val, "yes")) {
+                msgpack_pack_true (pk);
+                return 0;
+            }
+            if (!strcasecmp (val, "false") || !strcmp (val, "0") || !strcasecmp (val, "no")) {
+                msgpack_pack_false (pk);
+                return 0;
+            }
+            break;
+        case CMN_PARAM_STR:
+            if (strlen (val) > p->max)
+                break;
+            cmn_pack_cstr (pk, val);
+            return 0;
+    }
+    if (p->type == CMN_PARAM_STR)
+        return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' is longer than %.0f bytes",
+                            kind->name, p->name, p->max);
+    if (p->type == CMN_PARAM_BOOL)
+        return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' must be true or false, not '%s'",
+                            kind->name, p->name, val);
+    return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' must be %s between %g and %g, not '%s'",
+                        kind->name, p->name, s_type_name (p->type), p->min, p->max, val);
+}
+
+void
+cmn_kind_print_help (FILE *out)
+{
+    fprintf (out, "Job kinds and their parameters:\n");
+    for (const cmn_kind_t *k = cmn_kinds; k->name; k++) {
+        fprintf (out, "  %-14s %s\n", k->name, k->help);
+        for (const cmn_param_spec_t *p = k->params; p->name; p++)
+            fprintf (out, "      %-12s %s%s\n", p->name, p->help, p->required ? " [required]" : "");
+    }
+}

@@ -1,0 +1,127 @@
+/*  cmn_quant_blocks: quantization block layouts, shared by host C code and
+ *  OpenCL C kernels. This is the one place they are defined.
+ *
+ *  The llama.cpp types are bit-exact with ggml's layouts (ggml-common.h), so
+ *  GGUF files written by rxq load in llama.cpp and the `gguf` Python package:
+ *  each block covers QK values of one row; fp16 fields are stored as their
+ *  IEEE binary16 bits (uint16), because OpenCL 1.2 has no `half` arithmetic
+ *  without cl_khr_fp16: kernels read them with vload_half.
+ *
+ *  Every struct has a size assertion that works in both C11 and OpenCL C
+ *  (which has no _Static_assert): a negative array size fails to compile.
+ *
+ *  The GGML type numbers are the values stored in GGUF tensor infos.
+ */
+#ifndef CMN_QUANT_BLOCKS_H
+#define CMN_QUANT_BLOCKS_H
+
+#ifdef __OPENCL_VERSION__
+typedef uchar  cmn_u8;
+typedef char   cmn_i8;
+typedef ushort cmn_f16;      // binary16 bits; read with vload_half
+#else
+#include <stdint.h>
+typedef uint8_t  cmn_u8;
+typedef int8_t   cmn_i8;
+typedef uint16_t cmn_f16;    // binary16 bits
+#endif
+
+#define CMN_QUANT_ASSERT_SIZE(type, bytes) \
+    typedef char cmn_size_check_##type [(sizeof (type) == (bytes)) ? 1 : -1]
+
+//  GGML tensor types (GGUF tensor info `type` field).
+#define GGML_TYPE_F32    0
+#define GGML_TYPE_F16    1
+#define GGML_TYPE_Q4_0   2
+#define GGML_TYPE_Q4_1   3
+#define GGML_TYPE_Q5_0   6
+#define GGML_TYPE_Q5_1   7
+#define GGML_TYPE_Q8_0   8
+#define GGML_TYPE_Q8_1   9
+#define GGML_TYPE_Q2_K   10
+#define GGML_TYPE_Q3_K   11
+#define GGML_TYPE_Q4_K   12
+#define GGML_TYPE_Q5_K   13
+#define GGML_TYPE_Q6_K   14
+#define GGML_TYPE_Q8_K   15
+#define GGML_TYPE_BF16   30
+
+#define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK8_0 32
+#define QK_K  256
+#define K_SCALE_SIZE 12
+
+//  Q4_0: x = d * (q - 8), q in [0, 15]. qs[j] holds value j in its low
+//  nibble and value j + 16 in its high nibble.
+typedef struct {
+    cmn_f16 d;                  // scale
+    cmn_u8 qs [QK4_0 / 2];      // 4-bit quants, two per byte
+} block_q4_0;
+CMN_QUANT_ASSERT_SIZE (block_q4_0, 2 + QK4_0 / 2);
+
+//  Q4_1: x = d * q + m, q in [0, 15]; nibble order as Q4_0.
+typedef struct {
+    cmn_f16 d;                  // scale
+    cmn_f16 m;                  // minimum
+    cmn_u8 qs [QK4_1 / 2];      // 4-bit quants
+} block_q4_1;
+CMN_QUANT_ASSERT_SIZE (block_q4_1, 4 + QK4_1 / 2);
+
+//  Q5_0: x = d * (q - 16), q in [0, 31]; the fifth bit of value j is bit j
+//  of the little-endian 32-bit qh.
+typedef struct {
+    cmn_f16 d;                  // scale
+    cmn_u8 qh [4];              // fifth bits
+    cmn_u8 qs [QK5_0 / 2];      // low 4 bits, nibble order as Q4_0
+} block_q5_0;
+CMN_QUANT_ASSERT_SIZE (block_q5_0, 2 + 4 + QK5_0 / 2);
+
+//  Q5_1: x = d * q + m, q in [0, 31].
+typedef struct {
+    cmn_f16 d;                  // scale
+    cmn_f16 m;                  // minimum
+    cmn_u8 qh [4];              // fifth bits
+    cmn_u8 qs [QK5_1 / 2];      // low 4 bits
+} block_q5_1;
+CMN_QUANT_ASSERT_SIZE (block_q5_1, 4 + 4 + QK5_1 / 2);
+
+//  Q8_0: x = d * q, q in [-127, 127].
+typedef struct {
+    cmn_f16 d;                  // scale
+    cmn_i8 qs [QK8_0];          // quants
+} block_q8_0;
+CMN_QUANT_ASSERT_SIZE (block_q8_0, 2 + QK8_0);
+
+//  Q4_K: super-block of 8 sub-blocks of 32 values; x = d*sc*q - dmin*m,
+//  with 6-bit sc and m per sub-block packed into `scales`.
+typedef struct {
+    cmn_f16 d;                  // super-block scale for the sub-block scales
+    cmn_f16 dmin;               // super-block scale for the sub-block mins
+    cmn_u8 scales [K_SCALE_SIZE]; // 6-bit scales and mins, packed
+    cmn_u8 qs [QK_K / 2];       // 4-bit quants
+} block_q4_K;
+CMN_QUANT_ASSERT_SIZE (block_q4_K, 2 * 2 + K_SCALE_SIZE + QK_K / 2);
+
+//  Q5_K: as Q4_K with a fifth bit per value in qh.
+typedef struct {
+    cmn_f16 d;                  // super-block scale for the sub-block scales
+    cmn_f16 dmin;               // super-block scale for the sub-block mins
+    cmn_u8 scales [K_SCALE_SIZE]; // 6-bit scales and mins, packed
+    cmn_u8 qh [QK_K / 8];       // fifth bits
+    cmn_u8 qs [QK_K / 2];       // low 4 bits
+} block_q5_K;
+CMN_QUANT_ASSERT_SIZE (block_q5_K, 2 * 2 + K_SCALE_SIZE + QK_K / 8 + QK_K / 2);
+
+//  Q6_K: 16 sub-blocks of 16 values; x = d * scales[i] * (q - 32).
+typedef struct {
+    cmn_u8 ql [QK_K / 2];       // low 4 bits of the quants
+    cmn_u8 qh [QK_K / 4];       // high 2 bits of the quants
+    cmn_i8 scales [QK_K / 16];  // 8-bit sub-block scales
+    cmn_f16 d;                  // super-block scale
+} block_q6_K;
+CMN_QUANT_ASSERT_SIZE (block_q6_K, QK_K / 2 + QK_K / 4 + QK_K / 16 + 2);
+
+#endif

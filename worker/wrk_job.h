@@ -1,0 +1,68 @@
+/*  wrk_job: what a job runner sees while it runs on the device thread.
+ *
+ *  The worker's main thread receives a JOB from the broker and hands it to
+ *  the device thread, which looks the kind up in the runner table
+ *  (wrk_jobs.c) and calls the runner with a wrk_job_t. The runner:
+ *    - reads its parameters from job->params (validated by the broker
+ *      against cmn_kinds, but a runner re-checks what it relies on);
+ *    - calls wrk_job_progress () as it goes; progress is streamed to the
+ *      client as PARTIAL messages;
+ *    - calls wrk_job_should_stop () between kernel enqueues and returns
+ *      RXQ_E_CANCELLED or RXQ_E_TIMEOUT when it says so, having released
+ *      everything it allocated;
+ *    - packs its result, one msgpack map, into job->result and returns 0,
+ *      or returns -1 with job->err set (the code from cmn_error.h; OpenCL
+ *      failures as RXQ_E_OPENCL with the cl_int named in the message).
+ */
+#ifndef WRK_JOB_H
+#define WRK_JOB_H
+#include <msgpack.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "cmn_error.h"
+
+typedef struct _wrk_device_t wrk_device_t;
+typedef struct _wrk_job_t wrk_job_t;
+
+//  Called by wrk_job_progress with a packed msgpack map (the progress event
+//  body: fraction, message, and any extra fields); ARG is the sink's state.
+typedef void (wrk_job_sink_fn) (void *arg, const char *data, size_t size);
+
+struct _wrk_job_t {
+    char id [64];                   // job id
+    uint64_t attempt;               // lease attempt (fencing token)
+    const msgpack_object *params;   // parameter map, never NULL
+    wrk_device_t *device;           // the worker's device; NULL for kinds
+                                    // that need none
+    atomic_int *stop;               // set to RXQ_E_CANCELLED or RXQ_E_TIMEOUT
+                                    // by the main thread
+    int64_t deadline_ms;            // monotonic ms when the attempt must
+                                    // end, 0 for none
+    msgpack_packer *result;         // where the runner packs its result map
+    cmn_err_t err;                  // set by a runner that fails
+    wrk_job_sink_fn *sink;          // progress sink
+    void *sink_arg;                 // its state
+    int64_t last_progress_ms;       // monotonic ms of the last progress sent
+};
+
+//  Sends a progress event: FRACTION in [0, 1] of the work done and a short
+//  MESSAGE. Also serves as the device thread's liveness beat.
+void wrk_job_progress (wrk_job_t *job, double fraction, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+//  Returns 0 while the job may continue, or RXQ_E_CANCELLED / RXQ_E_TIMEOUT
+//  (also setting job->err) when it must stop. Cheap: call it between
+//  kernel enqueues.
+int wrk_job_should_stop (wrk_job_t *job);
+
+//  A job runner. Returns 0 with a result packed, or -1 with job->err set.
+typedef int (wrk_job_fn) (wrk_job_t *job);
+
+//  Looks the runner for KIND up; NULL when this worker does not run it.
+wrk_job_fn *wrk_jobs_find (const char *kind);
+
+//  Monotonic milliseconds.
+int64_t wrk_job_now_ms (void);
+
+#endif
