@@ -204,7 +204,7 @@ int
 cmn_codec_get_str (const msgpack_object *map, const char *key, const char **str,
                    size_t *len, cmn_err_t *err)
 {
-    const msgpack_object *v;
+    const msgpack_object *v = NULL;
     int rc = s_lookup (map, key, &v, err);
     if (rc)
         return rc;
@@ -219,8 +219,8 @@ int
 cmn_codec_get_cstr (const msgpack_object *map, const char *key, char *out,
                     size_t out_size, cmn_err_t *err)
 {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     int rc = cmn_codec_get_str (map, key, &s, &n, err);
     if (rc)
         return rc;
@@ -238,7 +238,7 @@ int
 cmn_codec_get_uint (const msgpack_object *map, const char *key, uint64_t *out,
                     cmn_err_t *err)
 {
-    const msgpack_object *v;
+    const msgpack_object *v = NULL;
     int rc = s_lookup (map, key, &v, err);
     if (rc)
         return rc;
@@ -252,7 +252,7 @@ int
 cmn_codec_get_int (const msgpack_object *map, const char *key, int64_t *out,
                    cmn_err_t *err)
 {
-    const msgpack_object *v;
+    const msgpack_object *v = NULL;
     int rc = s_lookup (map, key, &v, err);
     if (rc)
         return rc;
@@ -270,7 +270,7 @@ int
 cmn_codec_get_double (const msgpack_object *map, const char *key, double *out,
                       cmn_err_t *err)
 {
-    const msgpack_object *v;
+    const msgpack_object *v = NULL;
     int rc = s_lookup (map, key, &v, err);
     if (rc)
         return rc;
@@ -291,7 +291,7 @@ int
 cmn_codec_get_bool (const msgpack_object *map, const char *key, bool *out,
                     cmn_err_t *err)
 {
-    const msgpack_object *v;
+    const msgpack_object *v = NULL;
     int rc = s_lookup (map, key, &v, err);
     if (rc)
         return rc;
@@ -305,7 +305,7 @@ int
 cmn_codec_get_map (const msgpack_object *map, const char *key,
                    const msgpack_object **out, cmn_err_t *err)
 {
-    const msgpack_object *v;
+    const msgpack_object *v = NULL;
     int rc = s_lookup (map, key, &v, err);
     if (rc)
         return rc;
@@ -319,7 +319,7 @@ int
 cmn_codec_get_array (const msgpack_object *map, const char *key,
                      const msgpack_object **out, cmn_err_t *err)
 {
-    const msgpack_object *v;
+    const msgpack_object *v = NULL;
     int rc = s_lookup (map, key, &v, err);
     if (rc)
         return rc;

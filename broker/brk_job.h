@@ -1,0 +1,110 @@
+/*  brk_job: a job as the broker holds it in memory, and its Redis form.
+ *
+ *  The broker keeps every job that has not ended in memory (its queues and
+ *  leases point at these records); a job that has ended is written to
+ *  Redis and dropped from memory, so memory stays bounded by the work in
+ *  flight. Redis layout (docs/redis.md):
+ *      rxq:<cluster>:job:<id>        hash, the fields below
+ *      rxq:<cluster>:state:<state>   sorted set of ids, score = seq
+ *      rxq:<cluster>:events:<id>     stream of the job's events
+ *      rxq:<cluster>:key:<key>       idempotency key -> id
+ */
+#ifndef BRK_JOB_H
+#define BRK_JOB_H
+#include <czmq.h>
+#include <hiredis/hiredis.h>
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "cmn_proto.h"
+
+typedef enum {
+    BRK_QUEUED = 0,
+    BRK_LEASED,
+    BRK_SUCCEEDED,
+    BRK_FAILED,
+    BRK_CANCELLED,
+    BRK_DEAD,
+    BRK_STATE_COUNT,
+    BRK_STATE_NONE = -1     // not yet stored
+} brk_state_t;
+
+typedef struct _brk_job_t brk_job_t;
+
+//  A client waiting on the job: WATCH or SUBMIT with wait.
+typedef struct {
+    zframe_t *identity;     // client routing identity (owned)
+    uint64_t req;           // the request to reply to
+    bool events;            // send PARTIAL events, not only the FINAL
+} brk_watcher_t;
+
+struct _brk_job_t {
+    char id [RXQ_MAX_ID_LEN + 1];       // "0005-0000001a"
+    char kind [RXQ_MAX_KIND_LEN + 1];   // job kind
+    brk_state_t state;                  // current state
+    brk_state_t stored_state;           // state set holding it in Redis
+    uint32_t priority;                  // 0..RXQ_PRIORITY_MAX, higher first
+    uint64_t seq;                       // global submission order
+    uint64_t attempt;                   // leases so far = fencing token
+    uint64_t max_attempts;              // before the job is dead
+    uint64_t timeout_ms;                // per-attempt deadline, 0 none
+    char worker [64];                   // worker id of the current/last lease
+    int64_t created_ms;                 // Unix ms
+    int64_t started_ms;                 // Unix ms of the current lease, 0 none
+    int64_t finished_ms;                // Unix ms, 0 while running
+    int64_t not_before_ms;              // monotonic ms: retry backoff
+    int64_t orphan_until_ms;            // monotonic ms: a lease found at
+                                        // start-up waits this long for its
+                                        // worker to reclaim it
+    char *params;                       // msgpack map as submitted (owned)
+    size_t params_len;                  // bytes
+    char *result;                       // msgpack map (owned), or NULL
+    size_t result_len;                  // bytes
+    int error_code;                     // cmn_error_t of the last failure
+    char *error_msg;                    // its message (owned), or NULL
+    char *key;                          // idempotency key (owned), or NULL
+    bool cancel_requested;              // CANCEL received while leased
+    bool dirty;                         // in-memory state not yet in Redis
+    char reason [160];                  // why it waits, for STATUS
+    zlist_t *watchers;                  // brk_watcher_t *, owned
+    brk_job_t *prev, *next;             // links in its queue lane
+    bool queued_in_lane;                // linked into a queue lane
+};
+
+//  Name of a state ("queued"); brk_state_parse returns BRK_STATE_NONE for
+//  an unknown name.
+const char *brk_state_name (brk_state_t state);
+brk_state_t brk_state_parse (const char *name, size_t len);
+bool brk_state_terminal (brk_state_t state);
+
+//  Creates an empty job record; NULL when out of memory.
+brk_job_t *brk_job_new (void);
+
+//  Frees the job and its watchers. Idempotent; nulls *self_p. The job must
+//  not be linked into a queue.
+void brk_job_destroy (brk_job_t **self_p);
+
+//  Replaces a byte field (params, result) with a copy of DATA.
+int brk_job_set_bytes (char **field, size_t *field_len, const char *data, size_t len);
+
+//  Sets the error fields; CODE 0 clears them.
+void brk_job_set_error (brk_job_t *self, int code, const char *msg);
+
+//  Adds a watcher; the job takes a copy of IDENTITY.
+void brk_job_watch (brk_job_t *self, zframe_t *identity, uint64_t req, bool events);
+
+//  Packs the job record of proto 5.2. BRIEF omits params and result.
+void brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief);
+
+//  Appends to the store's pipeline the commands that make Redis match the
+//  in-memory record: the hash (params only when WITH_PARAMS), and moving
+//  the id between state sets. PREFIX is "rxq:<cluster>:".
+struct _brk_store_t;
+void brk_job_persist (brk_job_t *self, struct _brk_store_t *store, const char *prefix,
+                      bool with_params);
+
+//  Fills a job from an HGETALL reply. Returns 0, or -1 when the reply is
+//  not a hash of a job (missing id/kind/state or malformed numbers).
+int brk_job_load (brk_job_t *self, const redisReply *hash);
+
+#endif
