@@ -862,6 +862,13 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
     }
     s_worker_t *w = zhashx_lookup (self->workers, hex);
     if (!w) {
+        //  A result from a worker declared dead is from a stale lease by
+        //  definition: its jobs went back to the queue (6.4, 6.6).
+        if (cmd == RXQ_CMD_DONE || cmd == RXQ_CMD_PROGRESS) {
+            self->stats.stale_refused++;
+            cmn_log_warn ("refused %s from unregistered worker %s: stale lease",
+                          cmn_proto_command_name (cmd), hex);
+        }
         //  3.5: an unregistered worker is told to register.
         if (cmd != RXQ_CMD_DISCONNECT)
             s_disconnect (self, identity, "not registered: send READY");

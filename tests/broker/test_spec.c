@@ -1,0 +1,585 @@
+/*  Conformance of the broker to proto/rxq-protocol.md, against a real Redis.
+ *  Each test is named after the section it guards. */
+#include "broker/tst_broker.h"
+
+TestSuite (spec, .init = tst_broker_open, .fini = tst_broker_close, .timeout = 60);
+
+static uint64_t
+s_error_code (tst_reply_t *r)
+{
+    uint64_t code = 0;
+    cr_assert_eq (r->cmd, RXQ_CMD_ERROR, "expected ERROR, got 0x%02x", r->cmd);
+    cr_assert_eq (cmn_codec_get_uint (&r->body.root, "code", &code, NULL), 0);
+    return code;
+}
+
+Test (spec, s3_5_invalid_messages_dropped_and_service_continues)
+{
+    zsock_t *c = tst_dealer ();
+    //  Garbage of every shape: none may stop the broker.
+    zsock_send (c, "s", "hello");
+    zsock_send (c, "zs", "NOTRXQ");
+    tst_send_raw (c, RXQ_PROTO_CLIENT, RXQ_CMD_SUBMIT, "\xc1", 1);          // invalid byte
+    tst_send_raw (c, RXQ_PROTO_CLIENT, RXQ_CMD_SUBMIT, "\xdd\xff\xff\xff\xff", 5); // huge array
+    tst_send_raw (c, RXQ_PROTO_CLIENT, RXQ_CMD_SUBMIT, "\x81\xa3req", 5);  // truncated map
+    char deep [64];
+    memset (deep, 0x91, sizeof deep);
+    deep [63] = 0x01;
+    tst_send_raw (c, RXQ_PROTO_CLIENT, RXQ_CMD_SUBMIT, deep, sizeof deep);  // too deep
+    tst_send_raw (c, RXQ_PROTO_CLIENT, 0x7f, "\x81\xa3req\x01", 6);        // unknown command
+    tst_send_raw (c, RXQ_PROTO_WORKER, RXQ_CMD_DONE, "\x80", 1);            // unregistered
+    zmsg_t *many = zmsg_new ();
+    for (int i = 0; i < 20; i++)
+        zmsg_addstr (many, "x");
+    zmsg_send (&many, c);
+    tst_pump (200);
+    cr_assert_geq (brk_broker_stats (tst_broker)->invalid_dropped, 5);
+    //  Drain what the broker said about the garbage, then check it serves.
+    tst_reply_t r;
+    while (zsock_events (c) & ZMQ_POLLIN) {
+        cr_assert_eq (tst_recv (c, &r, 100), 0);
+        tst_reply_free (&r);
+    }
+    char id [64];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    cr_assert_gt (strlen (id), 0);
+    zsock_destroy (&c);
+}
+
+Test (spec, s3_5_request_without_req_gets_error)
+{
+    zsock_t *c = tst_dealer ();
+    tst_send_raw (c, RXQ_PROTO_CLIENT, RXQ_CMD_STATUS, "\x81\xa2id\xa1x", 6);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv (c, &r, 2000), 0);
+    cr_assert_eq (s_error_code (&r), RXQ_E_PROTO);
+    tst_reply_free (&r);
+    zsock_destroy (&c);
+}
+
+Test (spec, s3_5_unregistered_worker_told_to_register)
+{
+    zsock_t *w = tst_dealer ();
+    tst_send_raw (w, RXQ_PROTO_WORKER, RXQ_CMD_HEARTBEAT, "\x80", 1);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv (w, &r, 2000), 0);
+    cr_assert_eq (r.cmd, RXQ_CMD_DISCONNECT);
+    tst_reply_free (&r);
+    zsock_destroy (&w);
+}
+
+Test (spec, s4_client_with_other_version_gets_version_error)
+{
+    zsock_t *c = tst_dealer ();
+    tst_send_raw (c, "RXQC02", RXQ_CMD_STATUS, "\x81\xa3req\x01", 6);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv (c, &r, 2000), 0);
+    cr_assert_str_eq (r.header, RXQ_PROTO_CLIENT);
+    cr_assert_eq (s_error_code (&r), RXQ_E_VERSION);
+    char msg [200];
+    cr_assert_eq (cmn_codec_get_cstr (&r.body.root, "message", msg, sizeof msg, NULL), 0);
+    cr_assert (strstr (msg, "RXQC02") && strstr (msg, "RXQC01"), "message: %s", msg);
+    tst_reply_free (&r);
+    zsock_destroy (&c);
+}
+
+Test (spec, s4_worker_with_other_version_gets_disconnect)
+{
+    zsock_t *w = tst_dealer ();
+    tst_send_raw (w, "RXQW02", RXQ_CMD_READY, "\x80", 1);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv (w, &r, 2000), 0);
+    cr_assert_eq (r.cmd, RXQ_CMD_DISCONNECT);
+    char reason [200];
+    cr_assert_eq (cmn_codec_get_cstr (&r.body.root, "reason", reason, sizeof reason, NULL), 0);
+    cr_assert (strstr (reason, "RXQW02"), "reason: %s", reason);
+    tst_reply_free (&r);
+    zsock_destroy (&w);
+}
+
+Test (spec, s5_1_submit_persists_before_acknowledging)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    //  The FINAL arrived: Redis must already hold the job.
+    tst_redis_state (id, state);
+    cr_assert_str_eq (state, "queued");
+    redisReply *rep = tst_redis_cmd (&tst_redis, "ZSCORE rxq:test:state:queued %s", id);
+    cr_assert (rep && rep->type == REDIS_REPLY_STRING);
+    freeReplyObject (rep);
+    zsock_destroy (&c);
+}
+
+Test (spec, s5_1_unknown_kind_and_bad_params_refused)
+{
+    zsock_t *c = tst_dealer ();
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 7);
+    cmn_pack_kv_str (pk, "kind", "frobnicate");
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_SUBMIT, &b);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv (c, &r, 2000), 0);
+    cr_assert_eq (s_error_code (&r), RXQ_E_KIND);
+    tst_reply_free (&r);
+
+    pk = tst_body_begin (&b, 3);
+    cmn_pack_kv_uint (pk, "req", 8);
+    cmn_pack_kv_str (pk, "kind", "noop");
+    cmn_pack_key (pk, "params");
+    msgpack_pack_map (pk, 1);
+    cmn_pack_kv_str (pk, "sleep_ms", "soon");
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_SUBMIT, &b);
+    cr_assert_eq (tst_recv (c, &r, 2000), 0);
+    cr_assert_eq (s_error_code (&r), RXQ_E_PARAM);
+    char msg [200];
+    cmn_codec_get_cstr (&r.body.root, "message", msg, sizeof msg, NULL);
+    cr_assert (strstr (msg, "sleep_ms"), "message does not name the parameter: %s", msg);
+    tst_reply_free (&r);
+    //  Nothing was persisted for either.
+    redisReply *rep = tst_redis_cmd (&tst_redis, "ZCARD rxq:test:state:queued");
+    cr_assert_eq (rep->integer, 0);
+    freeReplyObject (rep);
+    zsock_destroy (&c);
+}
+
+Test (spec, s5_1_1_same_key_returns_existing_job)
+{
+    zsock_t *c = tst_dealer ();
+    char id1 [64], id2 [64];
+    tst_submit (c, "noop", 1, "key", "nightly-42", id1, sizeof id1);
+    tst_submit (c, "noop", 1, "key", "nightly-42", id2, sizeof id2);
+    cr_assert_str_eq (id1, id2);
+    //  Still the same after a restart (the key lives in Redis).
+    zsock_destroy (&c);
+    tst_broker_restart ();
+    c = tst_dealer ();
+    tst_submit (c, "noop", 1, "key", "nightly-42", id2, sizeof id2);
+    cr_assert_str_eq (id1, id2);
+    zsock_destroy (&c);
+}
+
+Test (spec, s5_2_status_of_unknown_job_is_notfound)
+{
+    zsock_t *c = tst_dealer ();
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 5);
+    cmn_pack_kv_str (pk, "id", "nope");
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_STATUS, &b);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv (c, &r, 2000), 0);
+    cr_assert_eq (s_error_code (&r), RXQ_E_NOTFOUND);
+    tst_reply_free (&r);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_3_lease_persisted_before_job_sent)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    cr_assert_str_eq (jid, id);
+    cr_assert_eq (attempt, 1);
+    tst_redis_state (id, state);
+    cr_assert_str_eq (state, "leased");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_3_capacity_is_respected)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64];
+    for (int i = 0; i < 3; i++)
+        tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = tst_worker ("w1", "noop", 2);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    tst_reply_t r;
+    cr_assert_neq (tst_recv_skip_hb (w, &r, 300), 0, "a third JOB exceeded capacity 2");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_6_done_records_result_once_and_refuses_stale)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    tst_done (w, jid, attempt + 5, true, 0, true);      // wrong attempt: stale
+    tst_pump (100);
+    cr_assert_eq (brk_broker_stats (tst_broker)->stale_refused, 1);
+    tst_status (c, id, state, NULL);
+    cr_assert_str_eq (state, "leased");
+    tst_done (w, jid, attempt, true, 0, true);
+    tst_pump (100);
+    tst_status (c, id, state, NULL);
+    cr_assert_str_eq (state, "succeeded");
+    tst_redis_state (id, state);
+    cr_assert_str_eq (state, "succeeded");
+    tst_done (w, jid, attempt, true, 0, true);          // a duplicate DONE
+    tst_pump (100);
+    cr_assert_eq (brk_broker_stats (tst_broker)->stale_refused, 2);
+    cr_assert_eq (brk_broker_stats (tst_broker)->completed, 1);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_6_failed_attempts_retry_then_dead)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);   // max_attempts 3
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    for (uint64_t a = 1; a <= 3; a++) {
+        uint64_t attempt;
+        tst_expect_job (w, jid, sizeof jid, &attempt);
+        cr_assert_eq (attempt, a);
+        tst_done (w, jid, attempt, false, RXQ_E_OPENCL, true);
+    }
+    tst_pump (100);
+    uint64_t attempt;
+    tst_status (c, id, state, &attempt);
+    cr_assert_str_eq (state, "dead");
+    cr_assert_eq (attempt, 3);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_6_error_without_retry_fails_at_once)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    tst_done (w, jid, attempt, false, RXQ_E_PARAM, false);
+    tst_pump (100);
+    tst_status (c, id, state, &attempt);
+    cr_assert_str_eq (state, "failed");
+    cr_assert_eq (attempt, 1);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_4_silent_worker_declared_dead_and_job_requeued)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w1 = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w1, jid, sizeof jid, &attempt);
+    //  w1 goes silent; w2 registers and keeps answering heartbeats.
+    zsock_t *w2 = tst_worker ("w2", "noop", 1);
+    int64_t start = zclock_mono ();
+    tst_reply_t r;
+    bool got = false;
+    while (!got && zclock_mono () - start < 3000) {
+        cr_assert_eq (tst_recv (w2, &r, 3000), 0);
+        if (r.cmd == RXQ_CMD_HEARTBEAT)
+            tst_send_raw (w2, RXQ_PROTO_WORKER, RXQ_CMD_HEARTBEAT, "\x80", 1);
+        else {
+            cr_assert_eq (r.cmd, RXQ_CMD_JOB);
+            cmn_codec_get_uint (&r.body.root, "attempt", &attempt, NULL);
+            got = true;
+        }
+        tst_reply_free (&r);
+    }
+    cr_assert (got, "job never moved to the live worker");
+    cr_assert_eq (attempt, 2);
+    //  Detected after liveness (3) x heartbeat (100 ms), not much later.
+    cr_assert_lt (zclock_mono () - start, 1000);
+    //  w1's late result is refused.
+    tst_done (w1, jid, 1, true, 0, true);
+    tst_pump (100);
+    cr_assert_eq (brk_broker_stats (tst_broker)->stale_refused, 1);
+    tst_status (c, id, state, NULL);
+    cr_assert_str_eq (state, "leased");
+    zsock_destroy (&w1);
+    zsock_destroy (&w2);
+    zsock_destroy (&c);
+}
+
+Test (spec, s5_5_cancel_queued_and_leased)
+{
+    zsock_t *c = tst_dealer ();
+    char id1 [64], id2 [64], jid [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, id1, sizeof id1);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    tst_submit (c, "noop", 1, NULL, NULL, id2, sizeof id2);    // stays queued
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 100);
+    cmn_pack_kv_str (pk, "id", id2);
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_CANCEL, &b);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv_skip_hb (c, &r, 2000), 0);
+    cr_assert_eq (r.cmd, RXQ_CMD_FINAL);
+    tst_reply_free (&r);
+    tst_status (c, id2, state, NULL);
+    cr_assert_str_eq (state, "cancelled");
+    //  The leased one: ABORT to the worker, cancelled once it reports.
+    pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 101);
+    cmn_pack_kv_str (pk, "id", id1);
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_CANCEL, &b);
+    cr_assert_eq (tst_recv_skip_hb (w, &r, 2000), 0);
+    cr_assert_eq (r.cmd, RXQ_CMD_ABORT);
+    tst_reply_free (&r);
+    cr_assert_eq (tst_recv_skip_hb (c, &r, 2000), 0);
+    tst_reply_free (&r);
+    tst_done (w, jid, attempt, false, RXQ_E_CANCELLED, true);
+    tst_pump (100);
+    tst_status (c, id1, state, NULL);
+    cr_assert_str_eq (state, "cancelled");
+    //  Cancelling an ended job is an error.
+    pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 102);
+    cmn_pack_kv_str (pk, "id", id1);
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_CANCEL, &b);
+    cr_assert_eq (tst_recv_skip_hb (c, &r, 2000), 0);
+    cr_assert_eq (s_error_code (&r), RXQ_E_STATE);
+    tst_reply_free (&r);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s7_high_priority_submitted_behind_100_low_starts_first)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], high [64], jid [64];
+    for (int i = 0; i < 100; i++)
+        tst_submit (c, "noop", RXQ_PRIORITY_LOW, NULL, NULL, id, sizeof id);
+    tst_submit (c, "noop", RXQ_PRIORITY_HIGH, NULL, NULL, high, sizeof high);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    cr_assert_str_eq (jid, high);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s7_fifo_within_a_priority)
+{
+    zsock_t *c = tst_dealer ();
+    char ids [5][64], jid [64];
+    for (int i = 0; i < 5; i++)
+        tst_submit (c, "noop", 1, NULL, NULL, ids [i], sizeof ids [i]);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    for (int i = 0; i < 5; i++) {
+        uint64_t attempt;
+        tst_expect_job (w, jid, sizeof jid, &attempt);
+        cr_assert_str_eq (jid, ids [i]);
+        tst_done (w, jid, attempt, true, 0, true);
+    }
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s7_jobs_go_only_to_workers_running_their_kind)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64];
+    tst_submit (c, "bench.device", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = tst_worker ("cpu-only", "noop", 1);
+    tst_reply_t r;
+    cr_assert_neq (tst_recv_skip_hb (w, &r, 300), 0, "a noop-only worker got bench.device");
+    char state [16];
+    tst_status (c, id, state, NULL);
+    cr_assert_str_eq (state, "queued");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s5_4_watch_streams_events_then_final)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 55);
+    cmn_pack_kv_str (pk, "id", id);
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_WATCH, &b);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    pk = tst_body_begin (&b, 4);
+    cmn_pack_kv_str (pk, "id", jid);
+    cmn_pack_kv_uint (pk, "attempt", attempt);
+    cmn_pack_kv_double (pk, "fraction", 0.5);
+    cmn_pack_kv_str (pk, "message", "halfway");
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_PROGRESS, &b);
+    tst_done (w, jid, attempt, true, 0, true);
+    const char *want [] = { "accepted", "leased", "progress", "succeeded" };
+    int seen = 0;
+    tst_reply_t r;
+    for (;;) {
+        cr_assert_eq (tst_recv_skip_hb (c, &r, 3000), 0, "watch stream stopped after %d events", seen);
+        if (r.cmd == RXQ_CMD_FINAL) {
+            tst_reply_free (&r);
+            break;
+        }
+        cr_assert_eq (r.cmd, RXQ_CMD_PARTIAL);
+        const msgpack_object *ev = NULL;
+        char type [32];
+        cmn_codec_get_map (&r.body.root, "event", &ev, NULL);
+        cmn_codec_get_cstr (ev, "type", type, sizeof type, NULL);
+        cr_assert (seen < 4, "unexpected extra event %s", type);
+        cr_assert_str_eq (type, want [seen]);
+        seen++;
+        tst_reply_free (&r);
+    }
+    cr_assert_eq (seen, 4);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s5_6_list_newest_first_with_state_filter)
+{
+    zsock_t *c = tst_dealer ();
+    char ids [3][64];
+    for (int i = 0; i < 3; i++)
+        tst_submit (c, "noop", 1, NULL, NULL, ids [i], sizeof ids [i]);
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 9);
+    cmn_pack_kv_str (pk, "state", "queued");
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_LIST, &b);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv_skip_hb (c, &r, 2000), 0);
+    cr_assert_eq (r.cmd, RXQ_CMD_FINAL);
+    const msgpack_object *jobs = NULL;
+    cr_assert_eq (cmn_codec_get_array (&r.body.root, "jobs", &jobs, NULL), 0);
+    cr_assert_eq (jobs->via.array.size, 3);
+    char first [64];
+    cmn_codec_get_cstr (&jobs->via.array.ptr [0], "id", first, sizeof first, NULL);
+    cr_assert_str_eq (first, ids [2]);
+    tst_reply_free (&r);
+    zsock_destroy (&c);
+}
+
+Test (spec, s2_restart_rebuilds_queue_and_reclaims_leases)
+{
+    zsock_t *c = tst_dealer ();
+    char queued [64], leased [64], jid [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, leased, sizeof leased);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    tst_submit (c, "noop", 1, NULL, NULL, queued, sizeof queued);
+    zsock_destroy (&c);
+    zsock_destroy (&w);
+    tst_broker_restart ();
+    //  The worker comes back holding its lease and reclaims it.
+    w = tst_dealer ();
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 4);
+    cmn_pack_kv_str (pk, "name", "w1");
+    cmn_pack_kv_uint (pk, "capacity", 2);
+    cmn_pack_key (pk, "kinds");
+    msgpack_pack_array (pk, 1);
+    cmn_pack_cstr (pk, "noop");
+    cmn_pack_key (pk, "jobs");
+    msgpack_pack_array (pk, 1);
+    msgpack_pack_map (pk, 2);
+    cmn_pack_kv_str (pk, "id", jid);
+    cmn_pack_kv_uint (pk, "attempt", attempt);
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_READY, &b);
+    //  It also gets the queued job, which survived the restart.
+    char jid2 [64];
+    uint64_t attempt2;
+    tst_expect_job (w, jid2, sizeof jid2, &attempt2);
+    cr_assert_str_eq (jid2, queued);
+    tst_done (w, jid, attempt, true, 0, true);
+    tst_done (w, jid2, attempt2, true, 0, true);
+    tst_pump (200);
+    tst_redis_state (leased, state);
+    cr_assert_str_eq (state, "succeeded");
+    tst_redis_state (queued, state);
+    cr_assert_str_eq (state, "succeeded");
+    zsock_destroy (&w);
+}
+
+Test (spec, s2_restart_requeues_unreclaimed_leases)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+    tst_broker_restart ();
+    zsock_t *w2 = tst_worker ("w2", "noop", 1);
+    //  Grace is 2 x liveness x heartbeat = 600 ms, then the job moves.
+    tst_reply_t r;
+    int64_t start = zclock_mono ();
+    for (;;) {
+        cr_assert_eq (tst_recv (w2, &r, 3000), 0, "job never requeued");
+        if (r.cmd == RXQ_CMD_HEARTBEAT) {
+            tst_send_raw (w2, RXQ_PROTO_WORKER, RXQ_CMD_HEARTBEAT, "\x80", 1);
+            tst_reply_free (&r);
+            continue;
+        }
+        cr_assert_eq (r.cmd, RXQ_CMD_JOB);
+        cmn_codec_get_uint (&r.body.root, "attempt", &attempt, NULL);
+        tst_reply_free (&r);
+        break;
+    }
+    cr_assert_eq (attempt, 2);
+    cr_assert_lt (zclock_mono () - start, 2000);
+    zsock_destroy (&w2);
+}
+
+Test (spec, s9_redis_outage_refuses_then_recovers)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    int port = tst_redis.port;
+    tst_redis_stop (&tst_redis, true);
+    //  A submission while Redis is down is refused, with a clear error.
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 300);
+    cmn_pack_kv_str (pk, "kind", "noop");
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_SUBMIT, &b);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv_skip_hb (c, &r, 5000), 0);
+    cr_assert_eq (s_error_code (&r), RXQ_E_UNAVAILABLE);
+    tst_reply_free (&r);
+    //  Redis returns (AOF keeps the first job); the broker reconnects.
+    char dir [256];
+    snprintf (dir, sizeof dir, "%s", tst_redis.dir);
+    pid_t pid = fork ();
+    if (pid == 0) {
+        char portbuf [16];
+        snprintf (portbuf, sizeof portbuf, "%d", port);
+        if (!freopen ("/dev/null", "w", stdout)) _exit (127);
+        execlp ("redis-server", "redis-server", "--port", portbuf, "--bind", "127.0.0.1",
+                "--dir", dir, "--save", "", "--appendonly", "yes", (char *) NULL);
+        _exit (127);
+    }
+    tst_redis.pid = pid;
+    tst_pump (2500);
+    char id2 [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, id2, sizeof id2);
+    tst_redis_state (id2, state);
+    cr_assert_str_eq (state, "queued");
+    zsock_destroy (&c);
+}
