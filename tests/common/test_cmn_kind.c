@@ -1,0 +1,87 @@
+/*  cmn_kind: parameter validation and CLI argument parsing. */
+#include <criterion/criterion.h>
+#include <string.h>
+#include "cmn_codec.h"
+#include "cmn_kind.h"
+
+static const cmn_kind_t *
+s_kind (const char *name)
+{
+    const cmn_kind_t *k = cmn_kind_find (name, strlen (name));
+    cr_assert_not_null (k, "kind %s", name);
+    return k;
+}
+
+//  Packs ARGS (key=value strings) with the CLI parser and validates them.
+static int
+s_args (const char *kind, const char **args, int n, cmn_err_t *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, (size_t) n);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = cmn_kind_pack_arg (s_kind (kind), args [i], &pk, err);
+    if (rc == 0) {
+        cmn_body_t body;
+        cr_assert_eq (cmn_body_decode (&body, sb.data, sb.size, &cmn_codec_limits_default, err), 0);
+        rc = cmn_kind_validate (s_kind (kind), &body.root, err);
+        cmn_body_free (&body);
+    }
+    msgpack_sbuffer_destroy (&sb);
+    return rc;
+}
+
+Test (cmn_kind, unknown_kind)
+{
+    cr_assert_null (cmn_kind_find ("frob", 4));
+    cr_assert_null (cmn_kind_find ("noo", 3));
+}
+
+Test (cmn_kind, good_arguments)
+{
+    cmn_err_t err = { 0 };
+    const char *a [] = { "copy_mb=8", "gemm_n=100", "reps=2" };
+    cr_assert_eq (s_args ("bench.device", a, 3, &err), 0, "%s", err.msg);
+    const char *b [] = { "sleep_ms=10", "fail=yes", "payload=hi there" };
+    cr_assert_eq (s_args ("noop", b, 3, &err), 0, "%s", err.msg);
+}
+
+Test (cmn_kind, bad_arguments_name_the_parameter)
+{
+    struct { const char *kind, *arg, *needle; } cases [] = {
+        { "bench.device", "gemm_n=abc", "gemm_n" },
+        { "bench.device", "gemm_n=-5", "gemm_n" },
+        { "bench.device", "gemm_n=8", "between" },
+        { "bench.device", "gemm_n=99999999999999999999999", "gemm_n" },
+        { "bench.device", "frob=1", "unknown parameter 'frob'" },
+        { "bench.device", "=1", "key=value" },
+        { "bench.device", "gemm_n", "key=value" },
+        { "noop", "fail=maybe", "true or false" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        cmn_err_t err = { 0 };
+        cr_assert_eq (s_args (cases [i].kind, &cases [i].arg, 1, &err), -1, "%s accepted",
+                      cases [i].arg);
+        cr_assert_eq (err.code, RXQ_E_PARAM);
+        cr_assert (strstr (err.msg, cases [i].needle), "'%s': %s", cases [i].arg, err.msg);
+    }
+}
+
+Test (cmn_kind, validate_refuses_wrong_types_and_duplicates)
+{
+    cmn_err_t err = { 0 };
+    //  {"reps": "5"} : a string where an integer belongs.
+    cmn_body_t body;
+    cr_assert_eq (cmn_body_decode (&body, "\x81\xa4reps\xa1\x35", 8, &cmn_codec_limits_default, &err), 0);
+    cr_assert_eq (cmn_kind_validate (s_kind ("bench.device"), &body.root, &err), -1);
+    cr_assert (strstr (err.msg, "reps"), "%s", err.msg);
+    cmn_body_free (&body);
+    //  {"reps": 1, "reps": 2}
+    cr_assert_eq (cmn_body_decode (&body, "\x82\xa4reps\x01\xa4reps\x02", 13, &cmn_codec_limits_default, &err), 0);
+    cr_assert_eq (cmn_kind_validate (s_kind ("bench.device"), &body.root, &err), -1);
+    cr_assert (strstr (err.msg, "twice"), "%s", err.msg);
+    cmn_body_free (&body);
+}
