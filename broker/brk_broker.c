@@ -42,6 +42,10 @@ typedef struct {
     size_t device_len;          // bytes
     char *tags;                 // msgpack array of tags (owned), or NULL
     size_t tags_len;            // bytes
+    brk_caps_t caps;            // what jobs may require of it
+    bool quarantined;           // let a job overrun its deadline without
+                                // stopping it: no new leases until it
+                                // reports again (DONE, or a new READY)
 } s_worker_t;
 
 //  A submission whose acknowledgement waits for the batch's flush.
@@ -186,12 +190,14 @@ s_worker_send (brk_broker_t *self, s_worker_t *w, int cmd, s_body_t *b, bool lat
         s_send_now (self, m);
 }
 
+//  DISCONNECT (6.8) with a reason for people and a code for programs.
 static void
-s_disconnect (brk_broker_t *self, zframe_t *identity, const char *reason)
+s_disconnect (brk_broker_t *self, zframe_t *identity, int code, const char *reason)
 {
     s_body_t b;
     s_body_init (&b);
-    msgpack_pack_map (&b.pk, 1);
+    msgpack_pack_map (&b.pk, 2);
+    cmn_pack_kv_uint (&b.pk, "code", (uint64_t) code);
     cmn_pack_kv_str (&b.pk, "reason", reason);
     s_send_now (self, s_msg (identity, RXQ_PROTO_WORKER, RXQ_CMD_DISCONNECT, &b));
 }
@@ -504,6 +510,7 @@ s_worker_free (void **item)
         zlist_destroy (&w->jobs);
         free (w->device);
         free (w->tags);
+        brk_caps_free (&w->caps);
         free (w);
         *item = NULL;
     }
@@ -554,6 +561,30 @@ s_worker_runs (s_worker_t *w, const char *kind)
     return false;
 }
 
+//  Sets JOB's reason when no live worker could run it: none runs its kind,
+//  or none meets its requirement. Clears it otherwise.
+static void
+s_explain_wait (brk_broker_t *self, brk_job_t *job)
+{
+    bool kind = false, match = false;
+    for (s_worker_t *w = zhashx_first (self->workers); w && !match; w = zhashx_next (self->workers))
+        if (s_worker_runs (w, job->kind)) {
+            kind = true;
+            match = brk_route_match (&job->require, &w->caps);
+        }
+    if (!kind)
+        snprintf (job->reason, sizeof job->reason, "no live worker runs kind '%s'", job->kind);
+    else
+    if (!match) {
+        char req [100];
+        brk_require_describe (&job->require, req, sizeof req);
+        snprintf (job->reason, sizeof job->reason, "no live worker meets the requirement (%s)",
+                  req);
+    }
+    else
+        job->reason [0] = 0;
+}
+
 //  Leases JOB to W (6.3): persisted before the JOB is sent.
 static void
 s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
@@ -562,6 +593,7 @@ s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
     job->attempt++;
     snprintf (job->worker, sizeof job->worker, "%s", w->id);
     job->started_ms = s_unix_ms ();
+    job->abort_sent_ms = 0;
     job->reason [0] = 0;
     zlist_append (w->jobs, job);
     s_body_t x;
@@ -606,10 +638,10 @@ s_dispatch (brk_broker_t *self)
     while (progress && brk_queue_size (self->queue) > 0) {
         progress = false;
         for (s_worker_t *w = zhashx_first (self->workers); w; w = zhashx_next (self->workers)) {
-            if (zlist_size (w->jobs) >= w->capacity)
+            if (zlist_size (w->jobs) >= w->capacity || w->quarantined)
                 continue;
             brk_job_t *job = brk_queue_pop (self->queue, (const char *const *) w->kinds,
-                                            w->nkinds);
+                                            w->nkinds, &w->caps);
             if (job) {
                 s_lease (self, w, job);
                 progress = true;
@@ -694,7 +726,8 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
     ||  cmn_codec_get_array (body, "tags", &tags, &err) < 0
     ||  cmn_codec_get_array (body, "jobs", &jobs, &err) < 0) {
         s_invalid (self, identity, "READY", err.code ? err.msg : "missing 'name' or 'kinds'");
-        s_disconnect (self, identity, err.code ? err.msg : "READY needs 'name' and 'kinds'");
+        s_disconnect (self, identity, RXQ_E_PROTO,
+                      err.code ? err.msg : "READY needs 'name' and 'kinds'");
         return;
     }
     s_worker_t *old = zhashx_lookup (self->workers, hex);
@@ -719,6 +752,7 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
         s_copy_msgpack (device, &w->device, &w->device_len);
     if (tags)
         s_copy_msgpack (tags, &w->tags, &w->tags_len);
+    brk_caps_parse (&w->caps, device, tags);
     w->last_recv_ms = w->last_send_ms = s_now ();
     zhashx_insert (self->workers, w->id, w);
     cmn_log_info ("worker %s (%s) ready: %zu kind(s), capacity %" PRIu64, w->id, w->name,
@@ -833,7 +867,8 @@ s_on_done (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
         s_finish (self, job, BRK_CANCELLED);
         return;
     }
-    if (!retry) {
+    //  A deadline would be missed again: timeouts are not retried.
+    if (!retry || cmn_error_primary ((int) code) == RXQ_E_TIMEOUT) {
         s_finish (self, job, BRK_FAILED);
         return;
     }
@@ -871,10 +906,15 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
         }
         //  3.5: an unregistered worker is told to register.
         if (cmd != RXQ_CMD_DISCONNECT)
-            s_disconnect (self, identity, "not registered: send READY");
+            s_disconnect (self, identity, RXQ_E_STATE, "not registered: send READY");
         return;
     }
     w->last_recv_ms = s_now ();
+    if (cmd == RXQ_CMD_DONE && w->quarantined) {
+        //  Its device thread came back: it can take work again.
+        cmn_log_info ("worker %s (%s) reported again; quarantine lifted", w->id, w->name);
+        w->quarantined = false;
+    }
     switch (cmd) {
         case RXQ_CMD_HEARTBEAT:
             break;
@@ -1005,9 +1045,10 @@ s_on_submit (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
     cmn_err_t err = { 0 };
     const char *kind_s;
     size_t kind_len;
-    const msgpack_object *params = NULL;
+    const msgpack_object *params = NULL, *require = NULL;
     uint64_t priority = RXQ_PRIORITY_NORMAL, max_attempts = self->cfg.max_attempts;
-    uint64_t timeout_ms = 0;
+    uint64_t timeout_ms = 0, queue_timeout_ms = 0;
+    brk_require_t req_caps;
     bool wait = false, events = true;
     char key [RXQ_MAX_KEY_LEN + 1] = "";
     int rc = cmn_codec_get_str (body, "kind", &kind_s, &kind_len, &err);
@@ -1018,6 +1059,9 @@ s_on_submit (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
     ||  cmn_codec_get_uint (body, "priority", &priority, &err) < 0
     ||  cmn_codec_get_uint (body, "max_attempts", &max_attempts, &err) < 0
     ||  cmn_codec_get_uint (body, "timeout_ms", &timeout_ms, &err) < 0
+    ||  cmn_codec_get_uint (body, "queue_timeout_ms", &queue_timeout_ms, &err) < 0
+    ||  cmn_codec_get_map (body, "require", &require, &err) < 0
+    ||  brk_require_parse (&req_caps, require, &err) < 0
     ||  cmn_codec_get_bool (body, "wait", &wait, &err) < 0
     ||  cmn_codec_get_bool (body, "events", &events, &err) < 0
     ||  cmn_codec_get_cstr (body, "key", key, sizeof key, &err) < 0) {
@@ -1093,6 +1137,8 @@ s_on_submit (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
     job->max_attempts = max_attempts;
     job->timeout_ms = timeout_ms;
     job->created_ms = s_unix_ms ();
+    job->queue_deadline_ms = queue_timeout_ms ? job->created_ms + (int64_t) queue_timeout_ms : 0;
+    job->require = req_caps;
     if (params)
         s_copy_msgpack (params, &job->params, &job->params_len);
     if (key [0]) {
@@ -1104,11 +1150,7 @@ s_on_submit (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
         brk_job_watch (job, identity, req, events);
     zhashx_insert (self->jobs, job->id, job);
     s_queue_job (self, job);
-    bool any = false;
-    for (s_worker_t *w = zhashx_first (self->workers); w && !any; w = zhashx_next (self->workers))
-        any = s_worker_runs (w, job->kind);
-    if (!any)
-        snprintf (job->reason, sizeof job->reason, "no live worker runs kind '%s'", job->kind);
+    s_explain_wait (self, job);
     s_touch (self, job, true);
     s_event (self, job, "accepted", NULL, 0);
     ack->job = job;
@@ -1127,15 +1169,8 @@ s_on_status (brk_broker_t *self, zframe_t *identity, uint64_t req,
     brk_job_t *job = s_request_job (self, identity, req, body, &temp);
     if (!job)
         return;
-    if (job->state == BRK_QUEUED && job->queued_in_lane) {
-        job->reason [0] = 0;
-        bool any = false;
-        for (s_worker_t *w = zhashx_first (self->workers); w && !any;
-             w = zhashx_next (self->workers))
-            any = s_worker_runs (w, job->kind);
-        if (!any)
-            snprintf (job->reason, sizeof job->reason, "no live worker runs kind '%s'", job->kind);
-    }
+    if (job->state == BRK_QUEUED && job->queued_in_lane)
+        s_explain_wait (self, job);
     if (result_only && !brk_state_terminal (job->state)) {
         char msg [160];
         snprintf (msg, sizeof msg, "job %s has not finished (state %s); use rxq watch to wait",
@@ -1389,7 +1424,8 @@ s_on_workers (brk_broker_t *self, zframe_t *identity, uint64_t req)
         msgpack_pack_map (&b.pk, 9);
         cmn_pack_kv_str (&b.pk, "id", w->id);
         cmn_pack_kv_str (&b.pk, "name", w->name);
-        cmn_pack_kv_str (&b.pk, "state", zlist_size (w->jobs) ? "busy" : "idle");
+        cmn_pack_kv_str (&b.pk, "state", w->quarantined ? "quarantined"
+                                        : zlist_size (w->jobs) ? "busy" : "idle");
         cmn_pack_kv_uint (&b.pk, "capacity", w->capacity);
         cmn_pack_key (&b.pk, "jobs");
         msgpack_pack_array (&b.pk, zlist_size (w->jobs));
@@ -1492,7 +1528,7 @@ s_on_message (brk_broker_t *self, zmsg_t *msg)
             if (is_client)
                 s_client_error (self, identity, 0, RXQ_E_VERSION, msg);
             else
-                s_disconnect (self, identity, msg);
+                s_disconnect (self, identity, RXQ_E_VERSION, msg);
             goto done;
         }
     }
@@ -1541,6 +1577,65 @@ done:
 //  ---------------------------------------------------------------------
 //  Timers
 
+//  Enforces queue timeouts and attempt deadlines, once per heartbeat.
+//  A queued job past its queue deadline fails with RXQ_E_TIMEOUT. A leased
+//  job past its attempt deadline should be stopped and reported by its
+//  worker; if no DONE has come GRACE ms after the deadline the broker sends
+//  an ABORT, and if none has come GRACE ms after that the worker is taken
+//  to be hung: the job fails with RXQ_E_TIMEOUT, and the worker gets no new
+//  leases until it reports again.
+static void
+s_deadlines (brk_broker_t *self, int64_t grace)
+{
+    int64_t unix_now = s_unix_ms (), now = s_now ();
+    brk_job_t *job = zhashx_first (self->jobs);
+    while (job) {
+        brk_job_t *next = zhashx_next (self->jobs);
+        if (job->state == BRK_QUEUED && job->queue_deadline_ms
+        &&  unix_now > job->queue_deadline_ms) {
+            if (job->queued_in_lane)
+                brk_queue_remove (self->queue, job);
+            else
+                zlist_remove (self->delayed, job);
+            char msg [160];
+            snprintf (msg, sizeof msg, "not started within its queue timeout of %" PRId64 " ms",
+                      job->queue_deadline_ms - job->created_ms);
+            brk_job_set_error (job, RXQ_E_TIMEOUT, msg);
+            s_finish (self, job, BRK_FAILED);
+        }
+        else
+        if (job->state == BRK_LEASED && job->timeout_ms && job->started_ms
+        &&  unix_now > job->started_ms + (int64_t) job->timeout_ms + grace) {
+            s_worker_t *w = s_worker_of (self, job);
+            if (w && !job->abort_sent_ms) {
+                s_body_t b;
+                s_body_init (&b);
+                msgpack_pack_map (&b.pk, 3);
+                cmn_pack_kv_str (&b.pk, "id", job->id);
+                cmn_pack_kv_uint (&b.pk, "attempt", job->attempt);
+                cmn_pack_kv_str (&b.pk, "reason", "deadline");
+                s_worker_send (self, w, RXQ_CMD_ABORT, &b, false);
+                job->abort_sent_ms = now;
+            }
+            else
+            if (!w || now - job->abort_sent_ms > grace) {
+                if (w) {
+                    zlist_remove (w->jobs, job);
+                    w->quarantined = true;
+                    cmn_log_warn ("worker %s (%s) did not stop job %s past its deadline: "
+                                  "quarantined until it reports again", w->id, w->name, job->id);
+                }
+                char msg [200];
+                snprintf (msg, sizeof msg, "attempt %" PRIu64 " ran past its deadline of %" PRIu64
+                          " ms and its worker did not stop it", job->attempt, job->timeout_ms);
+                brk_job_set_error (job, RXQ_E_TIMEOUT, msg);
+                s_finish (self, job, BRK_FAILED);
+            }
+        }
+        job = next;
+    }
+}
+
 static void
 s_timers (brk_broker_t *self)
 {
@@ -1586,6 +1681,7 @@ s_timers (brk_broker_t *self)
             s_worker_send (self, w, RXQ_CMD_HEARTBEAT, NULL, false);
         w = next;
     }
+    s_deadlines (self, dead_after);
     //  Clients waiting on jobs hear from us each interval (5.4).
     for (brk_job_t *j = zhashx_first (self->jobs); j; j = zhashx_next (self->jobs))
         if (j->watchers)

@@ -133,7 +133,9 @@ s_pack_raw_or_empty (msgpack_packer *pk, const char *data, size_t len)
 void
 brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
 {
-    uint32_t n = 12 + (brief ? 0 : 1) + (self->reason [0] ? 1 : 0)
+    bool req = !brk_require_empty (&self->require);
+    uint32_t n = 12 + (brief ? 0 : 1) + (self->reason [0] ? 1 : 0) + (req ? 1 : 0)
+               + (self->queue_deadline_ms ? 1 : 0)
                + (self->result && !brief ? 1 : 0) + (self->error_code ? 1 : 0);
     msgpack_pack_map (pk, n);
     cmn_pack_kv_str (pk, "id", self->id);
@@ -154,6 +156,12 @@ brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
     }
     if (self->reason [0])
         cmn_pack_kv_str (pk, "reason", self->reason);
+    if (req) {
+        cmn_pack_key (pk, "require");
+        brk_require_pack (&self->require, pk);
+    }
+    if (self->queue_deadline_ms)
+        cmn_pack_kv_uint (pk, "queue_deadline_ms", (uint64_t) self->queue_deadline_ms);
     if (self->result && !brief) {
         cmn_pack_key (pk, "result");
         s_pack_raw_or_empty (pk, self->result, self->result_len);
@@ -170,10 +178,10 @@ brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
 void
 brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool with_params)
 {
-    char key [256], nums [8][24];
+    char key [256], nums [11][24];
     snprintf (key, sizeof key, "%sjob:%s", prefix, self->id);
-    const char *argv [40];
-    size_t lens [40];
+    const char *argv [64];
+    size_t lens [64];
     int argc = 0;
 #define ARG(s, n) do { argv [argc] = (s); lens [argc] = (n); argc++; } while (0)
 #define ARGS(s) ARG ((s), strlen (s))
@@ -203,6 +211,15 @@ brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool w
         snprintf (tmo, sizeof tmo, "%" PRIu64, self->timeout_ms);
         ARGS (tmo);
         ARGS ("key");       ARGS (self->key ? self->key : "");
+        ARGS ("queue_deadline_ms");
+        snprintf (nums [8], 24, "%" PRId64, self->queue_deadline_ms); ARGS (nums [8]);
+        ARGS ("req_vendor"); ARGS (self->require.vendor);
+        ARGS ("req_type");  ARGS (self->require.type);
+        ARGS ("req_mem");   snprintf (nums [9], 24, "%" PRIu64, self->require.min_global_mem);
+        ARGS (nums [9]);
+        ARGS ("req_clc");   snprintf (nums [10], 24, "%u", self->require.opencl_c);
+        ARGS (nums [10]);
+        ARGS ("req_tag");   ARGS (self->require.tag);
         ARGS ("params");    ARG (self->params ? self->params : "\x80",
                                  self->params ? self->params_len : 1);
         brk_store_appendv (store, argc, argv, lens);
@@ -319,6 +336,21 @@ brk_job_load (brk_job_t *self, const redisReply *h)
         if (!strcmp (f, "finished_ms"))  rc = s_i64 (v, &self->finished_ms);
         else
         if (!strcmp (f, "worker"))       rc = s_copy_str (v, self->worker, sizeof self->worker);
+        else
+        if (!strcmp (f, "queue_deadline_ms")) rc = s_i64 (v, &self->queue_deadline_ms);
+        else
+        if (!strcmp (f, "req_vendor"))   rc = s_copy_str (v, self->require.vendor, sizeof self->require.vendor);
+        else
+        if (!strcmp (f, "req_type"))     rc = s_copy_str (v, self->require.type, sizeof self->require.type);
+        else
+        if (!strcmp (f, "req_mem"))      rc = s_u64 (v, &self->require.min_global_mem);
+        else
+        if (!strcmp (f, "req_clc")) {
+            rc = s_u64 (v, &u);
+            self->require.opencl_c = u > 1000 ? 0 : (uint32_t) u;
+        }
+        else
+        if (!strcmp (f, "req_tag"))      rc = s_copy_str (v, self->require.tag, sizeof self->require.tag);
         else
         if (!strcmp (f, "cancel"))       self->cancel_requested = v->len == 1 && v->str [0] == '1';
         else

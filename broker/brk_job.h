@@ -16,6 +16,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "brk_route.h"
 #include "cmn_proto.h"
 
 typedef enum {
@@ -48,6 +49,9 @@ struct _brk_job_t {
     uint64_t attempt;                   // leases so far = fencing token
     uint64_t max_attempts;              // before the job is dead
     uint64_t timeout_ms;                // per-attempt deadline, 0 none
+    int64_t queue_deadline_ms;          // Unix ms by which it must have
+                                        // started, else it fails; 0 none
+    brk_require_t require;              // what its worker must offer
     char worker [64];                   // worker id of the current/last lease
     int64_t created_ms;                 // Unix ms
     int64_t started_ms;                 // Unix ms of the current lease, 0 none
@@ -64,6 +68,8 @@ struct _brk_job_t {
     char *error_msg;                    // its message (owned), or NULL
     char *key;                          // idempotency key (owned), or NULL
     bool cancel_requested;              // CANCEL received while leased
+    int64_t abort_sent_ms;              // monotonic ms an ABORT for the
+                                        // deadline was sent, 0 none
     bool dirty;                         // in-memory state not yet in Redis
     char reason [160];                  // why it waits, for STATUS
     zlist_t *watchers;                  // brk_watcher_t *, owned

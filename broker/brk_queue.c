@@ -2,6 +2,7 @@
 #include "brk_queue.h"
 #include <assert.h>
 #include <czmq.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,15 +11,26 @@ typedef struct {
     size_t size;                // jobs linked
 } s_lane_t;
 
+//  The lanes of one (kind, requirement) pair.
 typedef struct {
+    char kind [RXQ_MAX_KIND_LEN + 1];   // job kind
+    brk_require_t require;              // what a worker must offer
     s_lane_t lanes [RXQ_PRIORITY_MAX + 1];
-    size_t size;                // jobs of this kind, all lanes
+    size_t size;                        // jobs in all its lanes
 } s_kind_t;
 
 struct _brk_queue_t {
-    zhashx_t *kinds;            // kind name -> s_kind_t (owned)
+    zhashx_t *kinds;            // "kind\x1frequirement" -> s_kind_t (owned)
     size_t size;                // jobs queued
 };
+
+static void
+s_group_key (const brk_job_t *job, char *key, size_t size)
+{
+    char req [256];
+    brk_require_key (&job->require, req, sizeof req);
+    snprintf (key, size, "%s\x1f%s", job->kind, req);
+}
 
 static void
 s_kind_free (void **item)
@@ -58,13 +70,17 @@ brk_queue_push (brk_queue_t *self, brk_job_t *job)
 {
     assert (!job->queued_in_lane);
     assert (job->priority <= RXQ_PRIORITY_MAX);
-    s_kind_t *k = zhashx_lookup (self->kinds, job->kind);
+    char key [400];
+    s_group_key (job, key, sizeof key);
+    s_kind_t *k = zhashx_lookup (self->kinds, key);
     if (!k) {
         k = calloc (1, sizeof *k);
-        if (!k || zhashx_insert (self->kinds, job->kind, k)) {
+        if (!k || zhashx_insert (self->kinds, key, k)) {
             free (k);
             return -1;
         }
+        snprintf (k->kind, sizeof k->kind, "%s", job->kind);
+        k->require = job->require;
     }
     s_lane_t *lane = &k->lanes [job->priority];
     //  Walk back from the newest to keep the lane in sequence order; new
@@ -93,7 +109,9 @@ void
 brk_queue_remove (brk_queue_t *self, brk_job_t *job)
 {
     assert (job->queued_in_lane);
-    s_kind_t *k = zhashx_lookup (self->kinds, job->kind);
+    char key [400];
+    s_group_key (job, key, sizeof key);
+    s_kind_t *k = zhashx_lookup (self->kinds, key);
     assert (k);
     s_lane_t *lane = &k->lanes [job->priority];
     if (job->prev)
@@ -111,18 +129,29 @@ brk_queue_remove (brk_queue_t *self, brk_job_t *job)
     self->size--;
 }
 
+static bool
+s_runs (const char *const *kinds, size_t n, const char *kind)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp (kinds [i], kind) == 0)
+            return true;
+    return false;
+}
+
 brk_job_t *
-brk_queue_pop (brk_queue_t *self, const char *const *kinds, size_t n)
+brk_queue_pop (brk_queue_t *self, const char *const *kinds, size_t n, const brk_caps_t *caps)
 {
     if (self->size == 0)
         return NULL;
+    static const brk_caps_t no_caps;
+    if (!caps)
+        caps = &no_caps;
     for (int p = RXQ_PRIORITY_MAX; p >= 0; p--) {
         brk_job_t *best = NULL;
-        for (size_t i = 0; i < n; i++) {
-            s_kind_t *k = zhashx_lookup (self->kinds, kinds [i]);
-            if (k && k->lanes [p].head && (!best || k->lanes [p].head->seq < best->seq))
+        for (s_kind_t *k = zhashx_first (self->kinds); k; k = zhashx_next (self->kinds))
+            if (k->lanes [p].head && (!best || k->lanes [p].head->seq < best->seq)
+            &&  s_runs (kinds, n, k->kind) && brk_route_match (&k->require, caps))
                 best = k->lanes [p].head;
-        }
         if (best) {
             brk_queue_remove (self, best);
             return best;
@@ -140,8 +169,11 @@ brk_queue_size (brk_queue_t *self)
 size_t
 brk_queue_size_kind (brk_queue_t *self, const char *kind)
 {
-    s_kind_t *k = zhashx_lookup (self->kinds, kind);
-    return k ? k->size : 0;
+    size_t n = 0;
+    for (s_kind_t *k = zhashx_first (self->kinds); k; k = zhashx_next (self->kinds))
+        if (strcmp (k->kind, kind) == 0)
+            n += k->size;
+    return n;
 }
 
 void

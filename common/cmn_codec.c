@@ -143,6 +143,8 @@ cmn_body_decode (cmn_body_t *body, const void *buf, size_t len,
                  const cmn_codec_limits_t *limits, cmn_err_t *err)
 {
     assert (body);
+    //  A failed decode leaves BODY empty, so cmn_body_free is always safe.
+    memset (body, 0, sizeof *body);
     if (cmn_codec_check (buf, len, limits, err))
         return -1;
     if (!msgpack_zone_init (&body->zone, 2048))
@@ -151,11 +153,13 @@ cmn_body_decode (cmn_body_t *body, const void *buf, size_t len,
     msgpack_unpack_return rc = msgpack_unpack (buf, len, &off, &body->zone, &body->root);
     if (rc != MSGPACK_UNPACK_SUCCESS) {
         msgpack_zone_destroy (&body->zone);
+        memset (body, 0, sizeof *body);
         return cmn_err_set (err, rc == MSGPACK_UNPACK_NOMEM_ERROR ? RXQ_E_NOMEM : RXQ_E_PROTO,
                             "msgpack body could not be decoded (%d)", (int) rc);
     }
     if (body->root.type != MSGPACK_OBJECT_MAP) {
         msgpack_zone_destroy (&body->zone);
+        memset (body, 0, sizeof *body);
         return cmn_err_set (err, RXQ_E_PROTO, "message body must be a msgpack map");
     }
     return 0;

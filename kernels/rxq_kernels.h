@@ -1,6 +1,6 @@
 /*  rxq_kernels: OpenCL C sources embedded at build time.
  *
- *  Every kernels/*.cl file and common/cmn_quant_blocks.h is compiled into the
+ *  Every .cl file in kernels/ and common/cmn_quant_blocks.h is compiled into the
  *  binary as a NUL-terminated string. Lookups are by file name ("sgemm.cl").
  *  When the environment variable RXQ_KERNEL_DIR is set, sources are read from
  *  that directory instead, so kernels can be edited without rebuilding.

@@ -40,8 +40,8 @@ int wrk_bench_device (wrk_job_t *job);
 //  result. When NS is not NULL stores the kernel's device time (event
 //  profiling, ns). Allocates and releases its own buffers on every path.
 //  Returns 0, or -1 with ERR set: RXQ_E_INVAL for a zero dimension,
-//  RXQ_E_LIMIT when a matrix exceeds the device's largest buffer or int
-//  indexing, RXQ_E_UNSUPPORTED when no tile configuration fits the device,
+//  RXQ_E_LIMIT when a dimension exceeds 2^30 or a matrix exceeds the
+//  device's largest buffer or int indexing (2^31 - 1 elements), RXQ_E_UNSUPPORTED when no tile configuration fits the device,
 //  RXQ_E_OPENCL* from the driver.
 int wrk_bench_sgemm (wrk_device_t *device, size_t M, size_t N, size_t K,
                      float alpha, const float *A, const float *B, float beta,

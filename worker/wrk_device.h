@@ -6,12 +6,15 @@
  *  the READY message, and builds programs from the embedded kernel sources
  *  (rxq_kernels_load) with common/cmn_quant_blocks.h prepended. Built
  *  programs are kept in memory per (source name, options) and on disk per
- *  (device, driver version, source hash, options) under the cache
- *  directory, so a restarted worker does not recompile.
+ *  (platform, device, driver version, source text, options) under the
+ *  cache directory, so a restarted worker does not recompile.
  *
  *  Every OpenCL failure is reported as RXQ_E_OPENCL (or OPENCL_BUILD with
  *  the build log) and a message naming the call and the cl_int, e.g.
  *  "clCreateBuffer: CL_MEM_OBJECT_ALLOCATION_FAILURE (-4)".
+ *
+ *  A wrk_device_t is used by one thread at a time (the worker's device
+ *  thread); it does no locking of its own.
  */
 #ifndef WRK_DEVICE_H
 #define WRK_DEVICE_H
@@ -19,6 +22,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "cmn_error.h"
 #include "wrk_job.h"
 
@@ -36,16 +40,27 @@ typedef struct {
     uint64_t local_mem;         // bytes
     uint64_t max_alloc;         // bytes, largest single buffer
     uint32_t max_clock_mhz;     // MHz
-    size_t max_wg;              // max work-group size
+    size_t max_wg;              // max work-group size, work-items
     bool fp16;                  // cl_khr_fp16 present
     bool fp64;                  // cl_khr_fp64 present
 } wrk_device_info_t;
 
-//  Opens a device. SELECTOR may be NULL (first GPU, else first device),
+//  Counters of the program cache, for tests and telemetry.
+typedef struct {
+    uint64_t builds;            // programs compiled from source
+    uint64_t cache_hits;        // programs loaded from an on-disk binary
+    uint64_t cache_rejects;     // cache files present but unusable (bad
+                                // header, or the driver refused the binary)
+    uint64_t cache_writes;      // binaries written to the cache directory
+} wrk_device_stats_t;
+
+//  Opens a device. SELECTOR may be NULL or "" (first GPU, else first device),
 //  "P:D" (platform index P, device index D), or a case-insensitive
 //  substring of "platform name / device name". CACHE_DIR, when not NULL,
-//  holds built program binaries. Returns NULL with ERR set (RXQ_E_NODEVICE
-//  when nothing matches, listing what exists; RXQ_E_OPENCL otherwise).
+//  holds built program binaries; it is created (one level) if missing, and
+//  a directory that cannot be used only disables the disk cache. Returns
+//  NULL with ERR set (RXQ_E_NODEVICE when nothing matches, listing what
+//  exists; RXQ_E_OPENCL otherwise).
 wrk_device_t *wrk_device_new (const char *selector, const char *cache_dir,
                               cmn_err_t *err);
 
@@ -57,19 +72,27 @@ const wrk_device_info_t *wrk_device_info (wrk_device_t *self);
 cl_context wrk_device_context (wrk_device_t *self);
 cl_command_queue wrk_device_queue (wrk_device_t *self);
 cl_device_id wrk_device_id (wrk_device_t *self);
+const wrk_device_stats_t *wrk_device_stats (wrk_device_t *self);
 
 //  Returns the built program for kernel source file NAME ("sgemm.cl") with
-//  build OPTIONS (may be NULL), building it on first use. The device keeps
-//  ownership. Returns NULL with ERR set; a build failure's message holds
-//  the start of the build log.
+//  build OPTIONS (may be NULL), building it on first use. "-cl-std=CL1.2"
+//  is added unless OPTIONS already name a -cl-std. The device keeps
+//  ownership: do not release the program. Returns NULL with ERR set:
+//  RXQ_E_NOTFOUND when no source NAME exists, RXQ_E_OPENCL_BUILD when it
+//  does not compile (the message holds the start of the build log; the
+//  whole log goes to the log at warn level), RXQ_E_OPENCL otherwise.
 cl_program wrk_device_program (wrk_device_t *self, const char *name,
                                const char *options, cmn_err_t *err);
 
-//  Packs the device description as a msgpack map (READY, bench records).
+//  Packs the device description as a msgpack map of 15 entries (READY,
+//  bench records): platform, name, vendor, driver, version, opencl_c, type
+//  (strings); compute_units, global_mem, local_mem, max_alloc,
+//  max_clock_mhz, max_wg (unsigned); fp16, fp64 (booleans).
 void wrk_device_pack_info (wrk_device_t *self, msgpack_packer *pk);
 
 //  Writes one line per platform/device found to OUT ("0:0 Portable
-//  Computing Language / pthread-... (cpu)"); returns the number listed.
+//  Computing Language / pthread-... (cpu)"); returns the number listed,
+//  0 when there is no OpenCL platform (a line saying so is written).
 int wrk_device_list (FILE *out);
 
 //  Sets ERR from an OpenCL status: RXQ_E_OPENCL, "WHAT: CL_NAME (n)".

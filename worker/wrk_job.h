@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "cmn_error.h"
+#include "cmn_proto.h"
 
 typedef struct _wrk_device_t wrk_device_t;
 typedef struct _wrk_job_t wrk_job_t;
@@ -30,7 +31,7 @@ typedef struct _wrk_job_t wrk_job_t;
 typedef void (wrk_job_sink_fn) (void *arg, const char *data, size_t size);
 
 struct _wrk_job_t {
-    char id [64];                   // job id
+    char id [RXQ_MAX_ID_LEN + 1];    // job id
     uint64_t attempt;               // lease attempt (fencing token)
     const msgpack_object *params;   // parameter map, never NULL
     wrk_device_t *device;           // the worker's device; NULL for kinds

@@ -1,0 +1,743 @@
+/*  wrk_bench: the bench.device runner and the SGEMM host code.
+ *
+ *  bench.device runs, on the worker's device:
+ *    1. copy: kernels/copy.cl copies a buffer of random floats (fixed seed)
+ *       once to warm up and `reps` times under event profiling; the output
+ *       must equal the input bit for bit. GB/s = 2 * bytes / kernel time.
+ *    2. sgemm: kernels/sgemm.cl computes C = A * B for n x n random
+ *       matrices in [-1, 1) (fixed seed), once to warm up and `reps` times;
+ *       C is checked against a double-accumulated CPU reference with the
+ *       componentwise bound WRK_BENCH_SGEMM_TOL (see wrk_bench.h). Every
+ *       row is checked for n <= 1024; above that, 64 evenly spaced rows and
+ *       the last (the reference costs n^2 per row). GFLOPS = 2 n^3 / time.
+ *
+ *  Result map (all times from OpenCL event profiling, kernel only):
+ *    copy:    { requested_bytes: uint   bytes asked for (copy_mb MiB)
+ *               bytes:           uint   bytes copied per run, after
+ *                                       clamping to the device's limits
+ *               gbps_best:       float  2 * bytes / fastest run, GB/s
+ *               gbps_median:     float  2 * bytes / median run, GB/s
+ *               ms:              [float] each timed run, ms }
+ *    sgemm:   { n:               uint   M = N = K
+ *               gflops_best:     float  2 n^3 / fastest run, GFLOPS
+ *               gflops_median:   float  2 n^3 / median run, GFLOPS
+ *               ms:              [float] each timed run, ms
+ *               max_rel_err:     float  largest componentwise error
+ *               tolerance:       float  WRK_BENCH_SGEMM_TOL
+ *               rows_checked:    uint   rows compared with the reference }
+ *    device:  wrk_device_pack_info's map
+ *    kernels: [{ name: str  kernel function name
+ *                options: str  build options (the tile configuration)
+ *                ns: uint  fastest timed run, ns
+ *                runs: uint  timed runs }, ...] one entry per kernel
+ */
+#include "wrk_bench.h"
+#include "cmn_codec.h"
+#include "cmn_log.h"
+#include <assert.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_SEED 0x5eed2026u          // fixed, so every run sees the same data
+#define S_COPY_WG 256               // copy work-group size, work-items
+#define S_COPY_CHUNK (16u << 20)    // copy readback slice, bytes
+#define S_CHECK_ALL_ROWS 1024       // sgemm: check every row up to this n
+#define S_CHECK_SAMPLE_ROWS 64      // otherwise this many rows (and the last)
+#define S_MAX_DIM ((size_t) 1 << 30) // sgemm: largest M, N or K
+#define S_PROGRESS_MS 100           // least interval between per-run progress
+                                    // events, ms (they become PARTIAL messages)
+
+//  --------------------------------------------------------------------------
+//  Random data and small statistics
+
+//  xorshift64*: fast, reproducible, good enough for benchmark inputs.
+static uint64_t
+s_rand (uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+//  Fills DATA with floats k / 2^23 - 1 (k < 2^24): uniform in [-1, 1),
+//  finite, exactly representable, never the copy fill pattern.
+static void
+s_fill_random (float *data, size_t count, uint64_t seed)
+{
+    uint64_t state = seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (size_t i = 0; i < count; i++)
+        data [i] = (float) (s_rand (&state) >> 40) / 8388608.0f - 1.0f;
+}
+
+static int
+s_cmp_u64 (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  Fastest and median of COUNT (>= 1) times in ns.
+static void
+s_stats (const uint64_t *ns, size_t count, double *best, double *median)
+{
+    uint64_t sorted [count];
+    memcpy (sorted, ns, sizeof sorted);
+    qsort (sorted, count, sizeof sorted [0], s_cmp_u64);
+    *best = (double) sorted [0];
+    *median = count % 2 ? (double) sorted [count / 2]
+                        : ((double) sorted [count / 2 - 1] + (double) sorted [count / 2]) / 2;
+}
+
+//  Waits for EVENT, releases it, and returns its device time in ns (at
+//  least 1, so rates stay finite on drivers with coarse timers).
+static int
+s_wait_release (cl_event *event, uint64_t *ns, cmn_err_t *err)
+{
+    cl_int rc = clWaitForEvents (1, event);
+    uint64_t t = rc == CL_SUCCESS ? wrk_device_event_ns (*event) : 0;
+    clReleaseEvent (*event);
+    *event = NULL;
+    if (rc != CL_SUCCESS)
+        return wrk_device_cl_error (err, "clWaitForEvents", rc);
+    *ns = t ? t : 1;
+    return 0;
+}
+
+//  True when run R of REPS should be reported: the last one, and otherwise
+//  no more often than every S_PROGRESS_MS, so that many short runs do not
+//  flood the client while long ones still show the device thread alive.
+static bool
+s_progress_due (wrk_job_t *job, size_t r, size_t reps)
+{
+    return r == reps || wrk_job_now_ms () - job->last_progress_ms >= S_PROGRESS_MS;
+}
+
+//  --------------------------------------------------------------------------
+//  SGEMM host side
+
+//  Tile configurations of kernels/sgemm.cl, best first; the first that fits
+//  the device is used. The 32 and 16 rows are for devices whose work-group
+//  or local memory is too small for the default.
+typedef struct {
+    int tsm, tsn, tsk;          // tile of C per work-group, K step
+    int wptm, wptn;             // block of C per work-item
+    int vw;                     // vector width of interior loads
+} s_sgemm_config_t;
+
+static const s_sgemm_config_t s_sgemm_configs [] = {
+    { 64, 64, 16, 4, 4, 4 },
+    { 32, 32, 16, 4, 4, 4 },
+    { 16, 16, 8, 4, 4, 4 },
+};
+
+typedef struct {
+    cl_kernel kernel;           // owned
+    s_sgemm_config_t cfg;       // the tile configuration it was built with
+    char options [160];         // its build options
+} s_sgemm_t;
+
+//  Picks a configuration, builds it and creates the kernel.
+static int
+s_sgemm_prepare (wrk_device_t *dev, s_sgemm_t *sg, cmn_err_t *err)
+{
+    const wrk_device_info_t *info = wrk_device_info (dev);
+    memset (sg, 0, sizeof *sg);
+    size_t nconfigs = sizeof s_sgemm_configs / sizeof s_sgemm_configs [0];
+    for (size_t i = 0; i < nconfigs; i++) {
+        const s_sgemm_config_t *c = &s_sgemm_configs [i];
+        size_t wgs = (size_t) (c->tsm / c->wptm) * (size_t) (c->tsn / c->wptn);
+        uint64_t lmem = 4ull * (uint64_t) c->tsk * (uint64_t) (c->tsm + 1 + c->tsn);
+        if (wgs > info->max_wg || lmem > info->local_mem)
+            continue;
+        snprintf (sg->options, sizeof sg->options,
+                  "-DTSM=%d -DTSN=%d -DTSK=%d -DWPTM=%d -DWPTN=%d -DVW=%d -DAPAD=1",
+                  c->tsm, c->tsn, c->tsk, c->wptm, c->wptn, c->vw);
+        cl_program program = wrk_device_program (dev, "sgemm.cl", sg->options, err);
+        if (!program)
+            return -1;
+        cl_int rc;
+        cl_kernel kernel = clCreateKernel (program, "sgemm", &rc);
+        if (!kernel)
+            return wrk_device_cl_error (err, "clCreateKernel (sgemm)", rc);
+        //  The compiled kernel may allow less than the device maximum
+        //  (registers): then try the next, smaller configuration.
+        size_t kwg = 0;
+        rc = clGetKernelWorkGroupInfo (kernel, wrk_device_id (dev), CL_KERNEL_WORK_GROUP_SIZE,
+                                       sizeof kwg, &kwg, NULL);
+        if (rc != CL_SUCCESS) {
+            clReleaseKernel (kernel);
+            return wrk_device_cl_error (err, "clGetKernelWorkGroupInfo", rc);
+        }
+        if (kwg >= wgs) {
+            sg->kernel = kernel;
+            sg->cfg = *c;
+            return 0;
+        }
+        clReleaseKernel (kernel);
+    }
+    return cmn_err_set (err, RXQ_E_UNSUPPORTED,
+                        "no sgemm tile configuration fits the device (max work-group %zu, "
+                        "local memory %llu bytes)", info->max_wg,
+                        (unsigned long long) info->local_mem);
+}
+
+static void
+s_sgemm_release (s_sgemm_t *sg)
+{
+    if (sg->kernel)
+        clReleaseKernel (sg->kernel);
+    sg->kernel = NULL;
+}
+
+//  Enqueues one C = alpha A B + beta C on tightly packed buffers; EVENT
+//  receives the kernel's event.
+static int
+s_sgemm_enqueue (wrk_device_t *dev, s_sgemm_t *sg, int M, int N, int K, float alpha,
+                 cl_mem a, cl_mem b, float beta, cl_mem c, cl_event *event,
+                 cmn_err_t *err)
+{
+    const int zero = 0;
+    cl_kernel k = sg->kernel;
+    cl_int rc = CL_SUCCESS;
+    rc |= clSetKernelArg (k, 0, sizeof M, &M);
+    rc |= clSetKernelArg (k, 1, sizeof N, &N);
+    rc |= clSetKernelArg (k, 2, sizeof K, &K);
+    rc |= clSetKernelArg (k, 3, sizeof alpha, &alpha);
+    rc |= clSetKernelArg (k, 4, sizeof a, &a);
+    rc |= clSetKernelArg (k, 5, sizeof zero, &zero);
+    rc |= clSetKernelArg (k, 6, sizeof K, &K);
+    rc |= clSetKernelArg (k, 7, sizeof b, &b);
+    rc |= clSetKernelArg (k, 8, sizeof zero, &zero);
+    rc |= clSetKernelArg (k, 9, sizeof N, &N);
+    rc |= clSetKernelArg (k, 10, sizeof beta, &beta);
+    rc |= clSetKernelArg (k, 11, sizeof c, &c);
+    rc |= clSetKernelArg (k, 12, sizeof zero, &zero);
+    rc |= clSetKernelArg (k, 13, sizeof N, &N);
+    //  OR-ing statuses keeps the code short; any non-zero means one failed,
+    //  and a failure here is a mismatch between this file and sgemm.cl.
+    if (rc != CL_SUCCESS)
+        return cmn_err_set (err, RXQ_E_OPENCL, "clSetKernelArg (sgemm) failed: the "
+                            "kernel's arguments do not match wrk_bench.c");
+    const s_sgemm_config_t *cfg = &sg->cfg;
+    size_t local [2] = { (size_t) (cfg->tsn / cfg->wptn), (size_t) (cfg->tsm / cfg->wptm) };
+    size_t global [2] = {
+        ((size_t) N + (size_t) cfg->tsn - 1) / (size_t) cfg->tsn * local [0],
+        ((size_t) M + (size_t) cfg->tsm - 1) / (size_t) cfg->tsm * local [1]
+    };
+    rc = clEnqueueNDRangeKernel (wrk_device_queue (dev), k, 2, NULL, global, local,
+                                 0, NULL, event);
+    if (rc != CL_SUCCESS)
+        return wrk_device_cl_error (err, "clEnqueueNDRangeKernel (sgemm)", rc);
+    return 0;
+}
+
+//  Checks the sizes against the kernel's int indexing (a tile start plus a
+//  tile must not overflow either, hence the 2^30 cap on each dimension) and
+//  the device's largest buffer.
+static int
+s_sgemm_check_sizes (wrk_device_t *dev, size_t M, size_t N, size_t K, cmn_err_t *err)
+{
+    if (M == 0 || N == 0 || K == 0)
+        return cmn_err_set (err, RXQ_E_INVAL, "sgemm: dimensions must be >= 1 (M=%zu N=%zu "
+                            "K=%zu)", M, N, K);
+    if (M > S_MAX_DIM || N > S_MAX_DIM || K > S_MAX_DIM)
+        return cmn_err_set (err, RXQ_E_LIMIT, "sgemm: dimensions must be <= 2^30 (M=%zu "
+                            "N=%zu K=%zu)", M, N, K);
+    uint64_t max_alloc = wrk_device_info (dev)->max_alloc;
+    const size_t dims [3][2] = { { M, K }, { K, N }, { M, N } };
+    for (int i = 0; i < 3; i++) {
+        size_t r = dims [i][0], c = dims [i][1];
+        if (r > INT_MAX || c > INT_MAX || r * c > (size_t) INT_MAX)
+            return cmn_err_set (err, RXQ_E_LIMIT, "sgemm: a %zu x %zu matrix is too large "
+                                "for int indexing", r, c);
+        if ((uint64_t) r * c * sizeof (float) > max_alloc)
+            return cmn_err_set (err, RXQ_E_LIMIT, "sgemm: a %zu x %zu matrix needs %llu "
+                                "bytes, over the device's largest buffer (%llu)", r, c,
+                                (unsigned long long) r * c * sizeof (float),
+                                (unsigned long long) max_alloc);
+    }
+    return 0;
+}
+
+//  Creates a buffer of SIZE bytes, copied from HOST when not NULL.
+static cl_mem
+s_buffer (wrk_device_t *dev, cl_mem_flags flags, size_t size, const void *host,
+          cmn_err_t *err)
+{
+    cl_int rc;
+    cl_mem mem = clCreateBuffer (wrk_device_context (dev),
+                                 flags | (host ? CL_MEM_COPY_HOST_PTR : 0), size,
+                                 (void *) host, &rc);
+    if (!mem)
+        wrk_device_cl_error (err, "clCreateBuffer", rc);
+    return mem;
+}
+
+//  Fills C with NaN, so that elements a kernel fails to write are caught
+//  by the check instead of passing with stale values.
+static int
+s_fill_nan (wrk_device_t *dev, cl_mem c, size_t bytes, cmn_err_t *err)
+{
+    const float nan_value = NAN;
+    cl_int rc = clEnqueueFillBuffer (wrk_device_queue (dev), c, &nan_value, sizeof nan_value,
+                                     0, bytes, 0, NULL, NULL);
+    if (rc != CL_SUCCESS)
+        return wrk_device_cl_error (err, "clEnqueueFillBuffer", rc);
+    return 0;
+}
+
+int
+wrk_bench_sgemm (wrk_device_t *dev, size_t M, size_t N, size_t K, float alpha,
+                 const float *A, const float *B, float beta, float *C, uint64_t *ns,
+                 cmn_err_t *err)
+{
+    assert (dev && A && B && C);
+    if (s_sgemm_check_sizes (dev, M, N, K, err))
+        return -1;
+    int rc = -1;
+    s_sgemm_t sg = { 0 };
+    cl_mem a = NULL, b = NULL, c = NULL;
+    cl_event ev = NULL;
+    size_t c_bytes = M * N * sizeof (float);
+    if (s_sgemm_prepare (dev, &sg, err)
+    ||  !(a = s_buffer (dev, CL_MEM_READ_ONLY, M * K * sizeof (float), A, err))
+    ||  !(b = s_buffer (dev, CL_MEM_READ_ONLY, K * N * sizeof (float), B, err))
+    ||  !(c = s_buffer (dev, CL_MEM_READ_WRITE, c_bytes, beta != 0.0f ? C : NULL, err)))
+        goto done;
+    if (beta == 0.0f && s_fill_nan (dev, c, c_bytes, err))
+        goto done;
+    if (s_sgemm_enqueue (dev, &sg, (int) M, (int) N, (int) K, alpha, a, b, beta, c, &ev, err))
+        goto done;
+    uint64_t t;
+    if (s_wait_release (&ev, &t, err))
+        goto done;
+    cl_int cl = clEnqueueReadBuffer (wrk_device_queue (dev), c, CL_TRUE, 0, c_bytes, C,
+                                     0, NULL, NULL);
+    if (cl != CL_SUCCESS) {
+        wrk_device_cl_error (err, "clEnqueueReadBuffer", cl);
+        goto done;
+    }
+    if (ns)
+        *ns = t;
+    rc = 0;
+done:
+    if (ev)
+        clReleaseEvent (ev);
+    if (c)
+        clReleaseMemObject (c);
+    if (b)
+        clReleaseMemObject (b);
+    if (a)
+        clReleaseMemObject (a);
+    s_sgemm_release (&sg);
+    return rc;
+}
+
+int
+wrk_bench_sgemm_run (wrk_device_t *dev, size_t M, size_t N, size_t K, const float *A,
+                     const float *B, float *C, uint64_t *ns, cmn_err_t *err)
+{
+    return wrk_bench_sgemm (dev, M, N, K, 1.0f, A, B, 0.0f, C, ns, err);
+}
+
+//  The worst element found by s_sgemm_check.
+typedef struct {
+    double max_err;             // largest componentwise error (inf for NaN)
+    size_t row, col;            // where
+    double got, want;           // C and the reference there
+    size_t rows;                // rows checked
+} s_check_t;
+
+//  Compares C = A * B (n x n, alpha 1, beta 0) with a double reference
+//  over every STEP-th row and the last; see WRK_BENCH_SGEMM_TOL for the
+//  measure. Returns -1 only when out of memory.
+static int
+s_sgemm_check (size_t n, const float *A, const float *B, const float *C, size_t step,
+               s_check_t *out)
+{
+    double *ref = malloc (n * sizeof *ref);
+    double *mag = malloc (n * sizeof *mag);
+    if (!ref || !mag) {
+        free (ref);
+        free (mag);
+        return -1;
+    }
+    memset (out, 0, sizeof *out);
+    for (size_t i = 0; ; i = i + step < n ? i + step : n - 1) {
+        for (size_t j = 0; j < n; j++)
+            ref [j] = mag [j] = 0;
+        for (size_t k = 0; k < n; k++) {
+            double a = A [i * n + k];
+            const float *brow = B + k * n;
+            for (size_t j = 0; j < n; j++) {
+                double p = a * brow [j];
+                ref [j] += p;
+                mag [j] += fabs (p);
+            }
+        }
+        for (size_t j = 0; j < n; j++) {
+            double got = C [i * n + j];
+            double diff = fabs (got - ref [j]);
+            double e = isfinite (got) ? (mag [j] > 0 ? diff / mag [j] : (diff > 0 ? INFINITY : 0))
+                                      : INFINITY;
+            if (e > out->max_err || (out->rows == 0 && j == 0)) {
+                out->max_err = e;
+                out->row = i;
+                out->col = j;
+                out->got = got;
+                out->want = ref [j];
+            }
+        }
+        out->rows++;
+        if (i == n - 1)
+            break;
+    }
+    free (ref);
+    free (mag);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  bench.device
+
+//  What the two measurements produce, packed at the end so that a failure
+//  never leaves half a result in job->result.
+typedef struct {
+    uint64_t requested_bytes;   // copy_mb in bytes
+    uint64_t copy_bytes;        // bytes copied per run
+    uint64_t *copy_ns;          // per timed run, ns
+    uint64_t n;                 // sgemm size
+    uint64_t *gemm_ns;          // per timed run, ns
+    s_check_t check;            // sgemm verification
+    char gemm_options [160];    // sgemm build options
+    size_t reps;                // timed runs of each kernel
+} s_bench_t;
+
+//  Reads an optional uint parameter within [lo, hi].
+static int
+s_param (wrk_job_t *job, const char *key, uint64_t lo, uint64_t hi, uint64_t *value)
+{
+    if (cmn_codec_get_uint (job->params, key, value, &job->err) < 0) {
+        job->err.code = RXQ_E_PARAM;
+        return -1;
+    }
+    if (*value < lo || *value > hi)
+        return cmn_err_set (&job->err, RXQ_E_PARAM, "parameter '%s' is %llu, must be in "
+                            "[%llu, %llu]", key, (unsigned long long) *value,
+                            (unsigned long long) lo, (unsigned long long) hi);
+    return 0;
+}
+
+static int
+s_bench_copy (wrk_job_t *job, s_bench_t *res)
+{
+    wrk_device_t *dev = job->device;
+    const wrk_device_info_t *info = wrk_device_info (dev);
+    cl_command_queue q = wrk_device_queue (dev);
+
+    //  Two buffers must fit, beside whatever else the worker holds: at most
+    //  the largest allocation and a third of the memory each, whole float4s.
+    uint64_t bytes = res->requested_bytes;
+    if (bytes > info->max_alloc)
+        bytes = info->max_alloc;
+    if (bytes > info->global_mem / 3)
+        bytes = info->global_mem / 3;
+    bytes &= ~(uint64_t) 15;
+    if (bytes < 16 || bytes / 16 > UINT_MAX)
+        return cmn_err_set (&job->err, RXQ_E_LIMIT, "copy: cannot size a buffer (device "
+                            "max_alloc %llu, global_mem %llu)",
+                            (unsigned long long) info->max_alloc,
+                            (unsigned long long) info->global_mem);
+    if (bytes < res->requested_bytes)
+        cmn_log_info ("bench.device: copy clamped from %llu to %llu bytes by the device",
+                      (unsigned long long) res->requested_bytes, (unsigned long long) bytes);
+    res->copy_bytes = bytes;
+    size_t count = (size_t) bytes / sizeof (float);
+    cl_uint n4 = (cl_uint) (bytes / 16);
+
+    int rc = -1;
+    cl_mem src = NULL, dst = NULL;
+    cl_kernel kernel = NULL;
+    cl_event ev = NULL;
+    float *host = malloc ((size_t) bytes);
+    float *back = malloc (S_COPY_CHUNK);
+    if (!host || !back) {
+        cmn_err_set (&job->err, RXQ_E_NOMEM, "copy: cannot allocate %llu host bytes",
+                     (unsigned long long) bytes);
+        goto done;
+    }
+    s_fill_random (host, count, S_SEED);
+    cl_program program = wrk_device_program (dev, "copy.cl", NULL, &job->err);
+    if (!program)
+        goto done;
+    cl_int cl;
+    if (!(kernel = clCreateKernel (program, "copy_f4", &cl))) {
+        wrk_device_cl_error (&job->err, "clCreateKernel (copy_f4)", cl);
+        goto done;
+    }
+    if (!(src = s_buffer (dev, CL_MEM_READ_ONLY, (size_t) bytes, host, &job->err))
+    ||  !(dst = s_buffer (dev, CL_MEM_WRITE_ONLY, (size_t) bytes, NULL, &job->err)))
+        goto done;
+    //  A pattern no input element has, so a kernel that writes nothing fails.
+    const cl_uint pattern = 0xa5a5a5a5u;
+    cl = clEnqueueFillBuffer (q, dst, &pattern, sizeof pattern, 0, (size_t) bytes, 0, NULL, NULL);
+    if (cl != CL_SUCCESS) {
+        wrk_device_cl_error (&job->err, "clEnqueueFillBuffer", cl);
+        goto done;
+    }
+    cl = clSetKernelArg (kernel, 0, sizeof src, &src);
+    if (cl == CL_SUCCESS)
+        cl = clSetKernelArg (kernel, 1, sizeof dst, &dst);
+    if (cl == CL_SUCCESS)
+        cl = clSetKernelArg (kernel, 2, sizeof n4, &n4);
+    if (cl != CL_SUCCESS) {
+        wrk_device_cl_error (&job->err, "clSetKernelArg (copy_f4)", cl);
+        goto done;
+    }
+    size_t local = S_COPY_WG, kwg = 0;
+    if (clGetKernelWorkGroupInfo (kernel, wrk_device_id (dev), CL_KERNEL_WORK_GROUP_SIZE,
+                                  sizeof kwg, &kwg, NULL) == CL_SUCCESS && kwg && kwg < local)
+        local = kwg;
+    size_t global = ((size_t) n4 + local - 1) / local * local;
+
+    wrk_job_progress (job, 0.05, "copy: %llu bytes, warm-up", (unsigned long long) bytes);
+    for (size_t r = 0; r <= res->reps; r++) {
+        if (wrk_job_should_stop (job))
+            goto done;
+        cl = clEnqueueNDRangeKernel (q, kernel, 1, NULL, &global, &local, 0, NULL, &ev);
+        if (cl != CL_SUCCESS) {
+            wrk_device_cl_error (&job->err, "clEnqueueNDRangeKernel (copy_f4)", cl);
+            goto done;
+        }
+        uint64_t t;
+        if (s_wait_release (&ev, &t, &job->err))
+            goto done;
+        //  Run 0 warms caches, clocks and the driver; it is not timed.
+        if (r > 0)
+            res->copy_ns [r - 1] = t;
+        if (r > 0 && s_progress_due (job, r, res->reps))
+            wrk_job_progress (job, 0.05 + 0.35 * (double) r / (double) res->reps,
+                              "copy: run %zu of %zu, %.1f GB/s", r, res->reps,
+                              2.0 * (double) bytes / (double) t);
+    }
+
+    //  Read back in slices so the host needs one input copy, not two.
+    for (size_t off = 0; off < (size_t) bytes; off += S_COPY_CHUNK) {
+        size_t len = (size_t) bytes - off < S_COPY_CHUNK ? (size_t) bytes - off : S_COPY_CHUNK;
+        cl = clEnqueueReadBuffer (q, dst, CL_TRUE, off, len, back, 0, NULL, NULL);
+        if (cl != CL_SUCCESS) {
+            wrk_device_cl_error (&job->err, "clEnqueueReadBuffer", cl);
+            goto done;
+        }
+        const char *want = (const char *) host + off;
+        if (memcmp (back, want, len) != 0) {
+            size_t i = 0, bad = 0, first = 0;
+            for (; i < len / sizeof (float); i++)
+                if (memcmp (&back [i], want + i * sizeof (float), sizeof (float)) != 0)
+                    if (bad++ == 0)
+                        first = i;
+            float expect;
+            memcpy (&expect, want + first * sizeof (float), sizeof expect);
+            cmn_err_set (&job->err, RXQ_E_CHECK, "copy: element %zu of %zu is %.9g, expected "
+                         "%.9g (%zu of the %zu elements in its %zu-byte slice differ)",
+                         off / sizeof (float) + first, count, (double) back [first],
+                         (double) expect, bad, len / sizeof (float), len);
+            goto done;
+        }
+    }
+    wrk_job_progress (job, 0.45, "copy: output verified");
+    rc = 0;
+done:
+    if (ev)
+        clReleaseEvent (ev);
+    if (kernel)
+        clReleaseKernel (kernel);
+    if (dst)
+        clReleaseMemObject (dst);
+    if (src)
+        clReleaseMemObject (src);
+    free (back);
+    free (host);
+    return rc;
+}
+
+static int
+s_bench_sgemm (wrk_job_t *job, s_bench_t *res)
+{
+    wrk_device_t *dev = job->device;
+    size_t n = (size_t) res->n;
+    if (s_sgemm_check_sizes (dev, n, n, n, &job->err))
+        return -1;
+    int rc = -1;
+    s_sgemm_t sg = { 0 };
+    cl_mem a = NULL, b = NULL, c = NULL;
+    cl_event ev = NULL;
+    size_t bytes = n * n * sizeof (float);
+    float *A = malloc (bytes), *B = malloc (bytes), *C = malloc (bytes);
+    if (!A || !B || !C) {
+        cmn_err_set (&job->err, RXQ_E_NOMEM, "sgemm: cannot allocate 3 x %zu host bytes", bytes);
+        goto done;
+    }
+    s_fill_random (A, n * n, S_SEED + 1);
+    s_fill_random (B, n * n, S_SEED + 2);
+    wrk_job_progress (job, 0.5, "sgemm: n=%zu, building", n);
+    if (s_sgemm_prepare (dev, &sg, &job->err)
+    ||  !(a = s_buffer (dev, CL_MEM_READ_ONLY, bytes, A, &job->err))
+    ||  !(b = s_buffer (dev, CL_MEM_READ_ONLY, bytes, B, &job->err))
+    ||  !(c = s_buffer (dev, CL_MEM_READ_WRITE, bytes, NULL, &job->err))
+    ||  s_fill_nan (dev, c, bytes, &job->err))
+        goto done;
+    snprintf (res->gemm_options, sizeof res->gemm_options, "%s", sg.options);
+    double flop = 2.0 * (double) n * (double) n * (double) n;
+
+    wrk_job_progress (job, 0.55, "sgemm: warm-up");
+    for (size_t r = 0; r <= res->reps; r++) {
+        if (wrk_job_should_stop (job))
+            goto done;
+        if (s_sgemm_enqueue (dev, &sg, (int) n, (int) n, (int) n, 1.0f, a, b, 0.0f, c,
+                             &ev, &job->err))
+            goto done;
+        uint64_t t;
+        if (s_wait_release (&ev, &t, &job->err))
+            goto done;
+        if (r > 0)
+            res->gemm_ns [r - 1] = t;
+        if (r > 0 && s_progress_due (job, r, res->reps))
+            wrk_job_progress (job, 0.55 + 0.35 * (double) r / (double) res->reps,
+                              "sgemm: run %zu of %zu, %.1f GFLOPS", r, res->reps,
+                              flop / (double) t);
+    }
+    cl_int cl = clEnqueueReadBuffer (wrk_device_queue (dev), c, CL_TRUE, 0, bytes, C,
+                                     0, NULL, NULL);
+    if (cl != CL_SUCCESS) {
+        wrk_device_cl_error (&job->err, "clEnqueueReadBuffer", cl);
+        goto done;
+    }
+    size_t step = n <= S_CHECK_ALL_ROWS ? 1 : (n + S_CHECK_SAMPLE_ROWS - 1) / S_CHECK_SAMPLE_ROWS;
+    if (s_sgemm_check (n, A, B, C, step, &res->check)) {
+        cmn_err_set (&job->err, RXQ_E_NOMEM, "sgemm: out of memory for the reference");
+        goto done;
+    }
+    //  Written as !(x <= tol) so that a NaN error fails too.
+    if (!(res->check.max_err <= WRK_BENCH_SGEMM_TOL)) {
+        cmn_err_set (&job->err, RXQ_E_CHECK, "sgemm n=%zu: C[%zu,%zu] is %.9g, reference "
+                     "%.9g: error %.3g over the bound %.0e (|C-ref| / sum|a||b|)", n,
+                     res->check.row, res->check.col, res->check.got, res->check.want,
+                     res->check.max_err, WRK_BENCH_SGEMM_TOL);
+        goto done;
+    }
+    wrk_job_progress (job, 0.95, "sgemm: output verified (max error %.2g)",
+                      res->check.max_err);
+    rc = 0;
+done:
+    if (ev)
+        clReleaseEvent (ev);
+    if (c)
+        clReleaseMemObject (c);
+    if (b)
+        clReleaseMemObject (b);
+    if (a)
+        clReleaseMemObject (a);
+    s_sgemm_release (&sg);
+    free (A);
+    free (B);
+    free (C);
+    return rc;
+}
+
+static void
+s_pack_ms (msgpack_packer *pk, const char *key, const uint64_t *ns, size_t count)
+{
+    cmn_pack_key (pk, key);
+    msgpack_pack_array (pk, count);
+    for (size_t i = 0; i < count; i++)
+        msgpack_pack_double (pk, (double) ns [i] / 1e6);
+}
+
+static void
+s_pack_kernel (msgpack_packer *pk, const char *name, const char *options,
+               const uint64_t *ns, size_t count)
+{
+    double best, median;
+    s_stats (ns, count, &best, &median);
+    msgpack_pack_map (pk, 4);
+    cmn_pack_kv_str (pk, "name", name);
+    cmn_pack_kv_str (pk, "options", options);
+    cmn_pack_kv_uint (pk, "ns", (uint64_t) best);
+    cmn_pack_kv_uint (pk, "runs", count);
+}
+
+static void
+s_pack_result (wrk_job_t *job, const s_bench_t *res)
+{
+    msgpack_packer *pk = job->result;
+    double best, median;
+    msgpack_pack_map (pk, 4);
+
+    cmn_pack_key (pk, "copy");
+    s_stats (res->copy_ns, res->reps, &best, &median);
+    msgpack_pack_map (pk, 5);
+    cmn_pack_kv_uint (pk, "requested_bytes", res->requested_bytes);
+    cmn_pack_kv_uint (pk, "bytes", res->copy_bytes);
+    cmn_pack_kv_double (pk, "gbps_best", 2.0 * (double) res->copy_bytes / best);
+    cmn_pack_kv_double (pk, "gbps_median", 2.0 * (double) res->copy_bytes / median);
+    s_pack_ms (pk, "ms", res->copy_ns, res->reps);
+
+    cmn_pack_key (pk, "sgemm");
+    double flop = 2.0 * (double) res->n * (double) res->n * (double) res->n;
+    s_stats (res->gemm_ns, res->reps, &best, &median);
+    msgpack_pack_map (pk, 7);
+    cmn_pack_kv_uint (pk, "n", res->n);
+    cmn_pack_kv_double (pk, "gflops_best", flop / best);
+    cmn_pack_kv_double (pk, "gflops_median", flop / median);
+    s_pack_ms (pk, "ms", res->gemm_ns, res->reps);
+    cmn_pack_kv_double (pk, "max_rel_err", res->check.max_err);
+    cmn_pack_kv_double (pk, "tolerance", WRK_BENCH_SGEMM_TOL);
+    cmn_pack_kv_uint (pk, "rows_checked", res->check.rows);
+
+    cmn_pack_key (pk, "device");
+    wrk_device_pack_info (job->device, pk);
+
+    cmn_pack_key (pk, "kernels");
+    msgpack_pack_array (pk, 2);
+    s_pack_kernel (pk, "copy_f4", "", res->copy_ns, res->reps);
+    s_pack_kernel (pk, "sgemm", res->gemm_options, res->gemm_ns, res->reps);
+}
+
+int
+wrk_bench_device (wrk_job_t *job)
+{
+    assert (job);
+    if (!job->device)
+        return cmn_err_set (&job->err, RXQ_E_NODEVICE, "bench.device needs an OpenCL device "
+                            "and this worker has none");
+    uint64_t copy_mb = 64, gemm_n = 512, reps = 5;
+    if (s_param (job, "copy_mb", 1, 4096, &copy_mb)
+    ||  s_param (job, "gemm_n", 1, 8192, &gemm_n)
+    ||  s_param (job, "reps", 1, 1000, &reps))
+        return -1;
+
+    s_bench_t res = { 0 };
+    res.requested_bytes = copy_mb << 20;
+    res.n = gemm_n;
+    res.reps = (size_t) reps;
+    res.copy_ns = calloc (res.reps, sizeof *res.copy_ns);
+    res.gemm_ns = calloc (res.reps, sizeof *res.gemm_ns);
+    int rc = -1;
+    if (!res.copy_ns || !res.gemm_ns)
+        cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.device: out of memory");
+    else
+    if (s_bench_copy (job, &res) == 0 && s_bench_sgemm (job, &res) == 0) {
+        s_pack_result (job, &res);
+        wrk_job_progress (job, 1.0, "done");
+        rc = 0;
+    }
+    free (res.copy_ns);
+    free (res.gemm_ns);
+    return rc;
+}
