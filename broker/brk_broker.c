@@ -43,9 +43,10 @@ typedef struct {
     char *tags;                 // msgpack array of tags (owned), or NULL
     size_t tags_len;            // bytes
     brk_caps_t caps;            // what jobs may require of it
-    bool quarantined;           // let a job overrun its deadline without
-                                // stopping it: no new leases until it
-                                // reports again (DONE, or a new READY)
+    bool quarantined;           // no new leases: it let a job overrun its
+                                // deadline, or its device thread hung
+    bool hung;                  // quarantined for a stalled device thread;
+                                // lifted when a heartbeat says it beats
 } s_worker_t;
 
 //  A submission whose acknowledgement waits for the batch's flush.
@@ -116,6 +117,7 @@ brk_config_defaults (brk_config_t *cfg)
     cfg->max_attempts = 3;
     cfg->backoff_ms = 500;
     cfg->backoff_max_ms = 30000;
+    cfg->hang_ms = 120000;
 }
 
 //  ---------------------------------------------------------------------
@@ -887,6 +889,39 @@ s_on_done (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
     s_touch (self, job, false);
 }
 
+//  HEARTBEAT from a worker (6.2, 6.6.1): `stalled_ms` over the hang limit
+//  means its device thread has shown no life for that long (a kernel that
+//  never returns): its leases go back to the queue and it is quarantined
+//  until its device thread beats again.
+static void
+s_on_heartbeat (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
+{
+    uint64_t stalled = 0;
+    cmn_codec_get_uint (body, "stalled_ms", &stalled, NULL);
+    if (stalled > (uint64_t) self->cfg.hang_ms) {
+        if (!w->quarantined || zlist_size (w->jobs)) {
+            cmn_log_warn ("worker %s (%s): device thread stalled for %" PRIu64 " ms; "
+                          "requeueing %zu job(s) and quarantining it", w->id, w->name, stalled,
+                          zlist_size (w->jobs));
+            w->quarantined = true;
+            w->hung = true;
+            brk_job_t *job;
+            char reason [160];
+            snprintf (reason, sizeof reason, "worker %s stalled for %" PRIu64 " ms", w->name,
+                      stalled);
+            while ((job = zlist_pop (w->jobs)))
+                s_requeue (self, job, reason);
+        }
+    }
+    else
+    if (w->hung && stalled < (uint64_t) self->cfg.hang_ms) {
+        cmn_log_info ("worker %s (%s): device thread beats again; quarantine lifted",
+                      w->id, w->name);
+        w->hung = false;
+        w->quarantined = false;
+    }
+}
+
 static void
 s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
              const msgpack_object *body)
@@ -910,13 +945,14 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
         return;
     }
     w->last_recv_ms = s_now ();
-    if (cmd == RXQ_CMD_DONE && w->quarantined) {
+    if (cmd == RXQ_CMD_DONE && w->quarantined && !w->hung) {
         //  Its device thread came back: it can take work again.
         cmn_log_info ("worker %s (%s) reported again; quarantine lifted", w->id, w->name);
         w->quarantined = false;
     }
     switch (cmd) {
         case RXQ_CMD_HEARTBEAT:
+            s_on_heartbeat (self, w, body);
             break;
         case RXQ_CMD_PROGRESS:
             s_on_progress (self, w, body);

@@ -41,12 +41,14 @@ typedef struct {
     uint64_t max_attempts;      // default attempts per job
     int backoff_ms;             // first retry delay; doubles per attempt
     int backoff_max_ms;         // cap on the retry delay
+    int hang_ms;                // a worker whose device thread shows no life
+                                // this long while running a job is hung
 } brk_config_t;
 
 typedef struct _brk_broker_t brk_broker_t;
 
 //  Fills CFG with the defaults (tcp://*:5555, redis://127.0.0.1:6379,
-//  cluster "default", 1000 ms, 3, 3 attempts, 500 ms, 30 s).
+//  cluster "default", 1000 ms, 3, 3 attempts, 500 ms, 30 s, 120 s).
 void brk_config_defaults (brk_config_t *cfg);
 
 //  Connects to Redis, rebuilds state from it and binds the socket. Returns

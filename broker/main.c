@@ -23,6 +23,9 @@ s_usage (FILE *out)
         "  --heartbeat-ms N     heartbeat interval (default 1000)\n"
         "  --liveness N         intervals of silence before a worker is dead (default 3)\n"
         "  --max-attempts N     default attempts per job (default 3)\n"
+        "  --hang-ms N          a worker whose device thread shows no life for N ms while\n"
+        "                       running a job is hung: its jobs are requeued and it gets\n"
+        "                       no new ones until it recovers (default 120000)\n"
         "  --log-level LEVEL    error, warn, info or debug (env RXQ_LOG_LEVEL; default info)\n"
         "  --help, --version\n"
         "\n"
@@ -40,13 +43,14 @@ main (int argc, char **argv)
         { "heartbeat-ms", required_argument, 0, 'H' },
         { "liveness", required_argument, 0, 'L' },
         { "max-attempts", required_argument, 0, 'm' },
+        { "hang-ms", required_argument, 0, 'g' },
         { "log-level", required_argument, 0, 'l' },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 }
     };
     const char *bind = NULL, *redis = NULL, *cluster = NULL, *level = NULL;
-    const char *hb = NULL, *liveness = NULL, *attempts = NULL;
+    const char *hb = NULL, *liveness = NULL, *attempts = NULL, *hang = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long (argc, argv, "", options, NULL)) != -1) {
@@ -57,6 +61,7 @@ main (int argc, char **argv)
             case 'H': hb = optarg; break;
             case 'L': liveness = optarg; break;
             case 'm': attempts = optarg; break;
+            case 'g': hang = optarg; break;
             case 'l': level = optarg; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("rxq-broker %s\n", RXQ_VERSION); return 0;
@@ -98,6 +103,11 @@ main (int argc, char **argv)
         if (cmn_config_long (attempts, 1, 100, &v, "--max-attempts", &err))
             goto usage;
         cfg.max_attempts = (uint64_t) v;
+    }
+    if (hang) {
+        if (cmn_config_long (hang, 100, 86400000, &v, "--hang-ms", &err))
+            goto usage;
+        cfg.hang_ms = (int) v;
     }
     cmn_log_init ("broker", (cmn_log_level_t) lv);
     zsys_init ();

@@ -333,11 +333,28 @@ s_send_packed (wrk_agent_t *self, int command, msgpack_sbuffer *sb)
     s_send (self, command, sb->data, sb->size);
 }
 
+//  HEARTBEAT (6.2). While a job runs it carries `stalled_ms`, the time
+//  since the device thread last showed life (the job's start or its last
+//  progress report), so the broker can tell a hung device thread from a
+//  busy one (6.6.1).
 static void
 s_send_heartbeat (wrk_agent_t *self)
 {
-    static const uint8_t empty_map = 0x80;
-    s_send (self, RXQ_CMD_HEARTBEAT, &empty_map, 1);
+    int64_t beat = atomic_load (&self->devctx.beat_ms);
+    if (!beat) {
+        static const uint8_t empty_map = 0x80;
+        s_send (self, RXQ_CMD_HEARTBEAT, &empty_map, 1);
+        return;
+    }
+    int64_t stalled = wrk_job_now_ms () - beat;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1);
+    cmn_pack_kv_uint (&pk, "stalled_ms", (uint64_t) (stalled > 0 ? stalled : 0));
+    s_send_packed (self, RXQ_CMD_HEARTBEAT, &sb);
+    msgpack_sbuffer_destroy (&sb);
 }
 
 //  READY (6.1): name, kinds, capacity, and when there are any, the device,

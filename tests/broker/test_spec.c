@@ -583,3 +583,177 @@ Test (spec, s9_redis_outage_refuses_then_recovers)
     cr_assert_str_eq (state, "queued");
     zsock_destroy (&c);
 }
+
+//  READY with a device vendor and a tag, for routing tests.
+static zsock_t *
+s_worker_with_device (const char *name, const char *vendor, const char *tag)
+{
+    zsock_t *w = tst_dealer ();
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 4);
+    cmn_pack_kv_str (pk, "name", name);
+    cmn_pack_key (pk, "kinds");
+    msgpack_pack_array (pk, 1);
+    cmn_pack_cstr (pk, "noop");
+    cmn_pack_key (pk, "device");
+    msgpack_pack_map (pk, 4);
+    cmn_pack_kv_str (pk, "vendor", vendor);
+    cmn_pack_kv_str (pk, "type", "gpu");
+    cmn_pack_kv_uint (pk, "global_mem", 8ull << 30);
+    cmn_pack_kv_str (pk, "opencl_c", "OpenCL C 1.2 ");
+    cmn_pack_key (pk, "tags");
+    msgpack_pack_array (pk, 1);
+    cmn_pack_cstr (pk, tag);
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_READY, &b);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv (w, &r, 3000), 0);
+    tst_reply_free (&r);
+    return w;
+}
+
+static void
+s_submit_body (zsock_t *c, tst_body_t *b, char *id, size_t size)
+{
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_SUBMIT, b);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv_skip_hb (c, &r, 3000), 0);
+    cr_assert_eq (r.cmd, RXQ_CMD_FINAL, "SUBMIT refused");
+    cr_assert_eq (cmn_codec_get_cstr (&r.body.root, "id", id, size, NULL), 0);
+    tst_reply_free (&r);
+}
+
+Test (spec, s5_1_2_requirements_route_jobs_and_explain_waits)
+{
+    zsock_t *c = tst_dealer ();
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 3);
+    cmn_pack_kv_uint (pk, "req", 900);
+    cmn_pack_kv_str (pk, "kind", "noop");
+    cmn_pack_key (pk, "require");
+    msgpack_pack_map (pk, 3);
+    cmn_pack_kv_str (pk, "vendor", "advanced micro");
+    cmn_pack_kv_uint (pk, "min_global_mem", 4ull << 30);
+    cmn_pack_kv_str (pk, "tag", "rack-7");
+    char id [64], jid [64];
+    s_submit_body (c, &b, id, sizeof id);
+    zsock_t *nv = s_worker_with_device ("nv", "NVIDIA Corporation", "rack-7");
+    tst_reply_t r;
+    cr_assert_neq (tst_recv_skip_hb (nv, &r, 300), 0, "NVIDIA worker got an AMD-only job");
+    //  STATUS says why it waits.
+    pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 901);
+    cmn_pack_kv_str (pk, "id", id);
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_STATUS, &b);
+    cr_assert_eq (tst_recv_skip_hb (c, &r, 2000), 0);
+    const msgpack_object *job = NULL;
+    cmn_codec_get_map (&r.body.root, "job", &job, NULL);
+    char reason [200] = "";
+    cmn_codec_get_cstr (job, "reason", reason, sizeof reason, NULL);
+    cr_assert (strstr (reason, "requirement") && strstr (reason, "advanced micro"),
+               "reason: '%s'", reason);
+    tst_reply_free (&r);
+    zsock_t *amd = s_worker_with_device ("rx580", "Advanced Micro Devices, Inc.", "rack-7");
+    uint64_t attempt;
+    tst_expect_job (amd, jid, sizeof jid, &attempt);
+    cr_assert_str_eq (jid, id);
+    //  An unknown requirement is refused.
+    pk = tst_body_begin (&b, 3);
+    cmn_pack_kv_uint (pk, "req", 902);
+    cmn_pack_kv_str (pk, "kind", "noop");
+    cmn_pack_key (pk, "require");
+    msgpack_pack_map (pk, 1);
+    cmn_pack_kv_str (pk, "colour", "red");
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_SUBMIT, &b);
+    cr_assert_eq (tst_recv_skip_hb (c, &r, 2000), 0);
+    cr_assert_eq (s_error_code (&r), RXQ_E_PARAM);
+    tst_reply_free (&r);
+    zsock_destroy (&nv);
+    zsock_destroy (&amd);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_6_1_queue_timeout_fails_a_job_that_never_starts)
+{
+    zsock_t *c = tst_dealer ();
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 3);
+    cmn_pack_kv_uint (pk, "req", 910);
+    cmn_pack_kv_str (pk, "kind", "noop");
+    cmn_pack_kv_uint (pk, "queue_timeout_ms", 150);
+    char id [64], state [16];
+    s_submit_body (c, &b, id, sizeof id);
+    tst_pump (600);
+    tst_status (c, id, state, NULL);
+    cr_assert_str_eq (state, "failed");
+    zsock_destroy (&c);
+}
+
+//  A worker that answers heartbeats (so it stays alive) with BODY (raw).
+static void
+s_keep_alive (zsock_t *w, const char *body, size_t len, int ms, int *aborts)
+{
+    int64_t end = zclock_mono () + ms;
+    tst_reply_t r;
+    while (zclock_mono () < end) {
+        if (tst_recv (w, &r, (int) (end - zclock_mono ())) != 0)
+            break;
+        if (r.cmd == RXQ_CMD_HEARTBEAT)
+            tst_send_raw (w, RXQ_PROTO_WORKER, RXQ_CMD_HEARTBEAT, body, len);
+        else
+        if (r.cmd == RXQ_CMD_ABORT && aborts)
+            (*aborts)++;
+        tst_reply_free (&r);
+    }
+}
+
+Test (spec, s6_6_1_stalled_device_thread_requeues_and_quarantines)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64], state [16];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w1 = tst_worker ("hangs", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w1, jid, sizeof jid, &attempt);
+    //  w1's heartbeats report its device thread stalled for 2 s (> 500).
+    s_keep_alive (w1, "\x81\xaastalled_ms\xcd\x07\xd0", 15, 400, NULL);
+    tst_status (c, id, state, &attempt);
+    cr_assert_str_eq (state, "queued");
+    //  A second job is not leased to the quarantined worker.
+    char id2 [64];
+    tst_submit (c, "noop", 1, NULL, NULL, id2, sizeof id2);
+    s_keep_alive (w1, "\x81\xaastalled_ms\xcd\x07\xd0", 15, 300, NULL);
+    tst_status (c, id2, state, NULL);
+    cr_assert_str_eq (state, "queued");
+    //  Its device thread comes back: quarantine lifted, work resumes.
+    tst_send_raw (w1, RXQ_PROTO_WORKER, RXQ_CMD_HEARTBEAT, "\x80", 1);
+    tst_expect_job (w1, jid, sizeof jid, &attempt);
+    cr_assert_str_eq (jid, id);
+    cr_assert_eq (attempt, 2);
+    zsock_destroy (&w1);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_6_1_deadline_overrun_aborts_then_fails)
+{
+    zsock_t *c = tst_dealer ();
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 3);
+    cmn_pack_kv_uint (pk, "req", 920);
+    cmn_pack_kv_str (pk, "kind", "noop");
+    cmn_pack_kv_uint (pk, "timeout_ms", 100);
+    char id [64], jid [64], state [16];
+    s_submit_body (c, &b, id, sizeof id);
+    zsock_t *w = tst_worker ("slow", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    //  The worker ignores the deadline: ABORT after 100 + 300 ms, failure
+    //  300 ms after that.
+    int aborts = 0;
+    s_keep_alive (w, "\x80", 1, 1400, &aborts);
+    cr_assert_eq (aborts, 1);
+    uint64_t a;
+    tst_status (c, id, state, &a);
+    cr_assert_str_eq (state, "failed");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}

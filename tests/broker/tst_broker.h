@@ -32,6 +32,7 @@ tst_broker_open (void)
     tst_cfg.heartbeat_ms = 100;
     tst_cfg.backoff_ms = 20;
     tst_cfg.backoff_max_ms = 100;
+    tst_cfg.hang_ms = 500;
     cmn_err_t err = { 0 };
     tst_broker = brk_broker_new (&tst_cfg, &err);
     cr_assert_not_null (tst_broker, "broker did not start: %s", err.msg);
