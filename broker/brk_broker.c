@@ -246,9 +246,10 @@ s_event (brk_broker_t *self, brk_job_t *job, const char *type, const s_body_t *e
     snprintf (eid, sizeof eid, "%" PRIu64 "-%" PRIu64, self->epoch, ++self->event_counter);
     s_body_t ev;
     s_body_init (&ev);
-    msgpack_pack_map (&ev.pk, 2 + n);
+    msgpack_pack_map (&ev.pk, 3 + n);
     cmn_pack_kv_str (&ev.pk, "eid", eid);
     cmn_pack_kv_str (&ev.pk, "type", type);
+    cmn_pack_kv_uint (&ev.pk, "ms", (uint64_t) s_unix_ms ());
     if (extra && n)
         msgpack_sbuffer_write (&ev.sb, extra->sb.data, extra->sb.size);
     char key [256];
