@@ -47,7 +47,11 @@
     X (FORMAT_TYPE,   19 | 4<<8,  "unknown or unsupported type") \
     X (FORMAT_VERSION,19 | 5<<8,  "unsupported format version") \
     X (OPENCL_BUILD,  16 | 1<<8,  "OpenCL program failed to build") \
-    X (IO_HASH,       18 | 1<<8,  "content hash mismatch")
+    X (IO_HASH,       18 | 1<<8,  "content hash mismatch") \
+    X (FORMAT_ALIGN,  19 | 6<<8,  "invalid alignment or misaligned data") \
+    X (FORMAT_DUP,    19 | 7<<8,  "duplicate name") \
+    X (FORMAT_SHAPE,  19 | 8<<8,  "invalid tensor shape") \
+    X (FORMAT_SYNTAX, 19 | 9<<8,  "malformed header syntax")
 
 typedef enum {
 #define CMN_ERROR_ENUM(name, value, msg) RXQ_E_##name = (value),

@@ -10,7 +10,13 @@
  *  Every struct has a size assertion that works in both C11 and OpenCL C
  *  (which has no _Static_assert): a negative array size fails to compile.
  *
- *  The GGML type numbers are the values stored in GGUF tensor infos.
+ *  The GGML type numbers are the values stored in GGUF tensor infos
+ *  (ggml.h `enum ggml_type`; gaps are types llama.cpp has removed).
+ *
+ *  rxq's own INT4 types (block_rxq_int4_g*) use type numbers 1032, 1064 and
+ *  1128, far outside GGML's range (< 64): GGUF files that hold them are
+ *  rxq-private (key `rxq.private` = true) and never claimed to load in
+ *  llama.cpp. docs/quantization.md describes the format.
  */
 #ifndef CMN_QUANT_BLOCKS_H
 #define CMN_QUANT_BLOCKS_H
@@ -44,7 +50,29 @@ typedef uint16_t cmn_f16;    // binary16 bits
 #define GGML_TYPE_Q5_K   13
 #define GGML_TYPE_Q6_K   14
 #define GGML_TYPE_Q8_K   15
+#define GGML_TYPE_IQ2_XXS 16
+#define GGML_TYPE_IQ2_XS 17
+#define GGML_TYPE_IQ3_XXS 18
+#define GGML_TYPE_IQ1_S  19
+#define GGML_TYPE_IQ4_NL 20
+#define GGML_TYPE_IQ3_S  21
+#define GGML_TYPE_IQ2_S  22
+#define GGML_TYPE_IQ4_XS 23
+#define GGML_TYPE_I8     24
+#define GGML_TYPE_I16    25
+#define GGML_TYPE_I32    26
+#define GGML_TYPE_I64    27
+#define GGML_TYPE_F64    28
+#define GGML_TYPE_IQ1_M  29
 #define GGML_TYPE_BF16   30
+#define GGML_TYPE_TQ1_0  34
+#define GGML_TYPE_TQ2_0  35
+#define GGML_TYPE_MXFP4  39
+
+//  rxq-private types (see above): 1000 + group size in values.
+#define RXQ_TYPE_INT4_G32   1032
+#define RXQ_TYPE_INT4_G64   1064
+#define RXQ_TYPE_INT4_G128  1128
 
 #define QK4_0 32
 #define QK4_1 32
@@ -123,5 +151,33 @@ typedef struct {
     cmn_f16 d;                  // super-block scale
 } block_q6_K;
 CMN_QUANT_ASSERT_SIZE (block_q6_K, QK_K / 2 + QK_K / 4 + QK_K / 16 + 2);
+
+//  rxq INT4, per-group asymmetric: x = d * (q - zp), q and zp in [0, 15].
+//  Value j of the group is in qs[j / 2]: the low nibble for even j, the
+//  high nibble for odd j. `pad` is written as 0 and keeps d 2-byte aligned
+//  in arrays of blocks. One struct per group size (32, 64, 128 values).
+typedef struct {
+    cmn_f16 d;                  // scale
+    cmn_u8 zp;                  // zero point, 0..15
+    cmn_u8 pad;                 // always 0
+    cmn_u8 qs [32 / 2];         // 4-bit quants, two per byte
+} block_rxq_int4_g32;
+CMN_QUANT_ASSERT_SIZE (block_rxq_int4_g32, 4 + 32 / 2);
+
+typedef struct {
+    cmn_f16 d;                  // scale
+    cmn_u8 zp;                  // zero point, 0..15
+    cmn_u8 pad;                 // always 0
+    cmn_u8 qs [64 / 2];         // 4-bit quants, two per byte
+} block_rxq_int4_g64;
+CMN_QUANT_ASSERT_SIZE (block_rxq_int4_g64, 4 + 64 / 2);
+
+typedef struct {
+    cmn_f16 d;                  // scale
+    cmn_u8 zp;                  // zero point, 0..15
+    cmn_u8 pad;                 // always 0
+    cmn_u8 qs [128 / 2];        // 4-bit quants, two per byte
+} block_rxq_int4_g128;
+CMN_QUANT_ASSERT_SIZE (block_rxq_int4_g128, 4 + 128 / 2);
 
 #endif
