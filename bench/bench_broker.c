@@ -16,7 +16,9 @@
 #include "cmn_codec.h"
 #include "cmn_proto.h"
 #include "rxq_cluster.h"
+#include <arpa/inet.h>
 #include <czmq.h>
+#include <netinet/in.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -116,6 +118,24 @@ s_redis_ceiling (const char *host, int port, int jobs)
     return jobs / secs;
 }
 
+//  A TCP port on 127.0.0.1 that was free a moment ago.
+static int
+s_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { 0 };
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = 0;
+    if (fd >= 0 && bind (fd, (struct sockaddr *) &a, sizeof a) == 0
+    &&  getsockname (fd, (struct sockaddr *) &a, &len) == 0)
+        port = ntohs (a.sin_port);
+    if (fd >= 0)
+        close (fd);
+    return port;
+}
+
 static void
 s_usage (FILE *out)
 {
@@ -177,10 +197,10 @@ main (int argc, char **argv)
         o.no_device = true;
         o.capacity = (int) capacity;
         cmn_err_t err = { 0 };
-        if (rxq_cluster_port_free (o.port, "broker", NULL) != 0)
-            o.port = 0;
-        o.redis_port = 0;
-        if (rxq_cluster_up (&o, stderr, &err) != 0) {
+        char failed [64];
+        o.port = s_free_port ();
+        o.redis_port = s_free_port ();
+        if (rxq_cluster_up (&o, stderr, failed, sizeof failed, &err) != 0) {
             fprintf (stderr, "bench_broker: cannot start a cluster: %s\n", err.msg);
             return 1;
         }

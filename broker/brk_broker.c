@@ -47,6 +47,10 @@ typedef struct {
                                 // deadline, or its device thread hung
     bool hung;                  // quarantined for a stalled device thread;
                                 // lifted when a heartbeat says it beats
+    zlist_t *zombies;           // "id#attempt" of leases it still runs that
+                                // are no longer valid (aborted, or taken
+                                // from it); they use its capacity until
+                                // it reports them done
 } s_worker_t;
 
 //  A submission whose acknowledgement waits for the batch's flush.
@@ -55,6 +59,7 @@ typedef struct {
     zframe_t *identity;         // client (owned)
     uint64_t req;               // request id
     bool wait;                  // stream events then FINAL
+    bool events;                // with wait: the events are streamed
 } s_pending_ack_t;
 
 //  A lease sent in this batch, kept so a failed flush can undo it.
@@ -425,6 +430,12 @@ s_commit_batch (brk_broker_t *self)
     while ((a = zlist_pop (self->acks))) {
         s_body_t b;
         s_body_init (&b);
+        if (a->wait && a->events) {
+            //  5.1: the `accepted` event, already in the outbox, is the
+            //  acknowledgement.
+            msgpack_sbuffer_destroy (&b.sb);
+        }
+        else
         if (a->wait) {
             //  5.1: with wait, the acknowledgement is a PARTIAL.
             msgpack_pack_map (&b.pk, 3);
@@ -453,7 +464,6 @@ s_commit_batch (brk_broker_t *self)
         free (l);
     brk_job_t *job;
     while ((job = zlist_pop (self->touched))) {
-        job->stored_state = job->state;
         job->dirty = false;
         if (brk_state_terminal (job->state)) {
             s_notify_final (self, job);
@@ -511,12 +521,37 @@ s_worker_free (void **item)
             free (w->kinds [i]);
         free (w->kinds);
         zlist_destroy (&w->jobs);
+        zlist_destroy (&w->zombies);
         free (w->device);
         free (w->tags);
         brk_caps_free (&w->caps);
         free (w);
         *item = NULL;
     }
+}
+
+//  Notes that W still runs lease (ID, ATTEMPT) although it is no longer
+//  valid, so W's capacity is not overcommitted until it reports it done.
+static void
+s_zombie_add (s_worker_t *w, const char *id, uint64_t attempt)
+{
+    char key [RXQ_MAX_ID_LEN + 32];
+    snprintf (key, sizeof key, "%s#%" PRIu64, id, attempt);
+    zlist_append (w->zombies, key);         // the list keeps a copy
+}
+
+//  Forgets zombie (ID, ATTEMPT) of W; true when it was one.
+static bool
+s_zombie_remove (s_worker_t *w, const char *id, uint64_t attempt)
+{
+    char key [RXQ_MAX_ID_LEN + 32];
+    snprintf (key, sizeof key, "%s#%" PRIu64, id, attempt);
+    for (char *z = zlist_first (w->zombies); z; z = zlist_next (w->zombies))
+        if (strcmp (z, key) == 0) {
+            zlist_remove (w->zombies, z);   // and frees it
+            return true;
+        }
+    return false;
 }
 
 //  Declares W dead: its leases go back to the queue at once (6.4).
@@ -538,6 +573,14 @@ s_worker_dead (brk_broker_t *self, s_worker_t *w, const char *why)
         }
         char reason [160];
         snprintf (reason, sizeof reason, "worker %s lost (%s)", w->name, why);
+        //  A job whose workers keep dying is a poison pill: losing the
+        //  worker counts as a failed attempt.
+        job->failures++;
+        if (job->failures >= job->max_attempts) {
+            brk_job_set_error (job, RXQ_E_UNAVAILABLE, reason);
+            s_finish (self, job, BRK_DEAD);
+            continue;
+        }
         s_requeue (self, job, reason);
     }
     //  Leases of this batch whose worker is gone must not be undone against
@@ -595,6 +638,7 @@ s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
     job->state = BRK_LEASED;
     job->attempt++;
     snprintf (job->worker, sizeof job->worker, "%s", w->id);
+    snprintf (job->worker_name, sizeof job->worker_name, "%s", w->name);
     job->started_ms = s_unix_ms ();
     job->abort_sent_ms = 0;
     job->reason [0] = 0;
@@ -641,7 +685,7 @@ s_dispatch (brk_broker_t *self)
     while (progress && brk_queue_size (self->queue) > 0) {
         progress = false;
         for (s_worker_t *w = zhashx_first (self->workers); w; w = zhashx_next (self->workers)) {
-            if (zlist_size (w->jobs) >= w->capacity || w->quarantined)
+            if (zlist_size (w->jobs) + zlist_size (w->zombies) >= w->capacity || w->quarantined)
                 continue;
             brk_job_t *job = brk_queue_pop (self->queue, (const char *const *) w->kinds,
                                             w->nkinds, &w->caps);
@@ -685,6 +729,9 @@ s_reclaim (brk_broker_t *self, s_worker_t *w, const msgpack_object *jobs)
         ||  cmn_codec_get_uint (e, "attempt", &attempt, NULL) != 0)
             continue;
         brk_job_t *job = zhashx_lookup (self->jobs, id);
+        if (job && job->state == BRK_LEASED && job->attempt == attempt
+        &&  zlist_exists (w->jobs, job))
+            continue;           // kept across its re-registration
         bool orphan = job && job->state == BRK_LEASED && job->orphan_until_ms
                    && job->attempt == attempt;
         bool requeued = job && job->state == BRK_QUEUED && job->queued_in_lane
@@ -698,6 +745,7 @@ s_reclaim (brk_broker_t *self, s_worker_t *w, const msgpack_object *jobs)
             job->orphan_until_ms = 0;
             job->reason [0] = 0;
             snprintf (job->worker, sizeof job->worker, "%s", w->id);
+            snprintf (job->worker_name, sizeof job->worker_name, "%s", w->name);
             zlist_append (w->jobs, job);
             s_event_str (self, job, "reclaimed", "worker", w->name);
             s_touch (self, job, false);
@@ -711,8 +759,41 @@ s_reclaim (brk_broker_t *self, s_worker_t *w, const msgpack_object *jobs)
             cmn_pack_kv_uint (&b.pk, "attempt", attempt);
             cmn_pack_kv_str (&b.pk, "reason", "lease no longer valid");
             s_worker_send (self, w, RXQ_CMD_ABORT, &b, false);
+            s_zombie_add (w, id, attempt);
         }
     }
+}
+
+//  A registered worker sent READY again (it lost touch with us, or we with
+//  it): the leases it still lists move to its new registration, the ones
+//  it no longer lists go back to the queue, and the old record goes.
+static void
+s_reregister (brk_broker_t *self, s_worker_t *old, s_worker_t *w, const msgpack_object *jobs)
+{
+    for (uint32_t i = 0; jobs && i < jobs->via.array.size; i++) {
+        const msgpack_object *e = &jobs->via.array.ptr [i];
+        char id [RXQ_MAX_ID_LEN + 1];
+        uint64_t attempt;
+        if (cmn_codec_get_cstr (e, "id", id, sizeof id, NULL) != 0
+        ||  cmn_codec_get_uint (e, "attempt", &attempt, NULL) != 0)
+            continue;
+        brk_job_t *job = zhashx_lookup (self->jobs, id);
+        if (job && job->state == BRK_LEASED && job->attempt == attempt
+        &&  zlist_exists (old->jobs, job)) {
+            zlist_remove (old->jobs, job);
+            zlist_append (w->jobs, job);
+        }
+        else
+        if (s_zombie_remove (old, id, attempt))
+            s_zombie_add (w, id, attempt);
+    }
+    brk_job_t *job;
+    while ((job = zlist_pop (old->jobs))) {
+        char reason [160];
+        snprintf (reason, sizeof reason, "worker %s re-registered without it", old->name);
+        s_requeue (self, job, reason);
+    }
+    zhashx_delete (self->workers, old->id);
 }
 
 static void
@@ -733,9 +814,6 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
                       err.code ? err.msg : "READY needs 'name' and 'kinds'");
         return;
     }
-    s_worker_t *old = zhashx_lookup (self->workers, hex);
-    if (old)
-        s_worker_dead (self, old, "re-registered");
     s_worker_t *w = calloc (1, sizeof *w);
     if (!w)
         return;
@@ -743,6 +821,11 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
     snprintf (w->name, sizeof w->name, "%s", name);
     w->identity = zframe_dup (identity);
     w->jobs = zlist_new ();
+    w->zombies = zlist_new ();
+    zlist_autofree (w->zombies);
+    s_worker_t *old = zhashx_lookup (self->workers, hex);
+    if (old)
+        s_reregister (self, old, w, jobs);
     w->capacity = capacity < 1 ? 1 : capacity > CAPACITY_MAX ? CAPACITY_MAX : capacity;
     w->kinds = calloc (kinds->via.array.size + 1, sizeof (char *));
     for (uint32_t i = 0; w->kinds && i < kinds->via.array.size; i++) {
@@ -783,6 +866,8 @@ s_current_lease (brk_broker_t *self, s_worker_t *w, const msgpack_object *body,
     brk_job_t *job = zhashx_lookup (self->jobs, id);
     if (!job || job->state != BRK_LEASED || job->attempt != attempt
     ||  strcmp (job->worker, w->id) != 0) {
+        if (strcmp (what, "DONE") == 0)
+            s_zombie_remove (w, id, attempt);
         self->stats.stale_refused++;
         cmn_log_warn ("refused %s for job %s attempt %" PRIu64 " from worker %s: stale lease "
                       "(current attempt %" PRIu64 ", state %s)", what, id, attempt, w->name,
@@ -875,11 +960,14 @@ s_on_done (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
         s_finish (self, job, BRK_FAILED);
         return;
     }
-    if (job->attempt >= job->max_attempts) {
+    //  The worker refused the lease without running it (it was busy with
+    //  work we did not count): not a failure; try again shortly.
+    bool refused = cmn_error_primary ((int) code) == RXQ_E_UNAVAILABLE;
+    if (!refused && ++job->failures >= job->max_attempts) {
         s_finish (self, job, BRK_DEAD);
         return;
     }
-    int64_t delay = s_backoff_ms (self, job->attempt);
+    int64_t delay = refused ? 100 : s_backoff_ms (self, job->failures);
     job->state = BRK_QUEUED;
     job->started_ms = 0;
     job->not_before_ms = s_now () + delay;
@@ -910,8 +998,11 @@ s_on_heartbeat (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
             char reason [160];
             snprintf (reason, sizeof reason, "worker %s stalled for %" PRIu64 " ms", w->name,
                       stalled);
-            while ((job = zlist_pop (w->jobs)))
+            while ((job = zlist_pop (w->jobs))) {
+                s_zombie_add (w, job->id, job->attempt);
+                job->failures++;
                 s_requeue (self, job, reason);
+            }
         }
     }
     else
@@ -1194,6 +1285,7 @@ s_on_submit (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
     ack->identity = zframe_dup (identity);
     ack->req = req;
     ack->wait = wait;
+    ack->events = events;
     zlist_append (self->acks, ack);
     self->stats.submitted++;
 }
@@ -1350,8 +1442,7 @@ s_on_retry (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_
         zhashx_insert (self->jobs, temp->id, temp);
         job = temp;
     }
-    if (job->max_attempts <= job->attempt)
-        job->max_attempts = job->attempt + 1;
+    job->failures = 0;
     job->finished_ms = 0;
     job->worker [0] = 0;
     job->cancel_requested = false;

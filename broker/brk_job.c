@@ -134,7 +134,7 @@ void
 brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
 {
     bool req = !brk_require_empty (&self->require);
-    uint32_t n = 12 + (brief ? 0 : 1) + (self->reason [0] ? 1 : 0) + (req ? 1 : 0)
+    uint32_t n = 14 + (brief ? 0 : 1) + (self->reason [0] ? 1 : 0) + (req ? 1 : 0)
                + (self->queue_deadline_ms ? 1 : 0)
                + (self->result && !brief ? 1 : 0) + (self->error_code ? 1 : 0);
     msgpack_pack_map (pk, n);
@@ -144,8 +144,10 @@ brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
     cmn_pack_kv_uint (pk, "priority", self->priority);
     cmn_pack_kv_uint (pk, "attempt", self->attempt);
     cmn_pack_kv_uint (pk, "max_attempts", self->max_attempts);
+    cmn_pack_kv_uint (pk, "failures", self->failures);
     cmn_pack_kv_uint (pk, "timeout_ms", self->timeout_ms);
-    cmn_pack_kv_str (pk, "worker", self->worker);
+    cmn_pack_kv_str (pk, "worker", self->worker_name);
+    cmn_pack_kv_str (pk, "worker_id", self->worker);
     cmn_pack_kv_uint (pk, "created_ms", (uint64_t) self->created_ms);
     cmn_pack_kv_uint (pk, "started_ms", (uint64_t) self->started_ms);
     cmn_pack_kv_uint (pk, "finished_ms", (uint64_t) self->finished_ms);
@@ -178,7 +180,7 @@ brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
 void
 brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool with_params)
 {
-    char key [256], nums [11][24];
+    char key [256], nums [12][24];
     snprintf (key, sizeof key, "%sjob:%s", prefix, self->id);
     const char *argv [64];
     size_t lens [64];
@@ -191,9 +193,11 @@ brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool w
     ARGS ("state");     ARGS (brk_state_name (self->state));
     ARGS ("attempt");   snprintf (nums [0], 24, "%" PRIu64, self->attempt);  ARGS (nums [0]);
     ARGS ("worker");    ARGS (self->worker);
+    ARGS ("worker_name"); ARGS (self->worker_name);
     ARGS ("started_ms");  snprintf (nums [1], 24, "%" PRId64, self->started_ms);  ARGS (nums [1]);
     ARGS ("finished_ms"); snprintf (nums [2], 24, "%" PRId64, self->finished_ms); ARGS (nums [2]);
     ARGS ("max_attempts"); snprintf (nums [3], 24, "%" PRIu64, self->max_attempts); ARGS (nums [3]);
+    ARGS ("failures");  snprintf (nums [11], 24, "%" PRIu64, self->failures); ARGS (nums [11]);
     ARGS ("error_code"); snprintf (nums [4], 24, "%d", self->error_code); ARGS (nums [4]);
     ARGS ("error_msg"); ARGS (self->error_msg ? self->error_msg : "");
     ARGS ("cancel");    ARGS (self->cancel_requested ? "1" : "0");
@@ -228,23 +232,23 @@ brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool w
         brk_store_appendv (store, argc, argv, lens);
 #undef ARG
 #undef ARGS
-    if (self->stored_state != self->state) {
+    //  Move the id between state sets. The pipeline applies commands in
+    //  order, so once these are appended Redis will hold the new state;
+    //  when the batch fails the job is marked dirty and its next write
+    //  removes it from every other set.
+    if (self->stored_state != self->state || self->dirty) {
         char set [256];
-        if (self->stored_state == BRK_STATE_NONE || self->dirty) {
-            //  Unknown where Redis has it (new, or a write that failed):
-            //  remove it from every other state set.
-            for (int s = 0; s < BRK_STATE_COUNT; s++)
-                if (s != (int) self->state && self->stored_state != BRK_STATE_NONE) {
-                    snprintf (set, sizeof set, "%sstate:%s", prefix, brk_state_name (s));
-                    brk_store_append (store, "ZREM %s %s", set, self->id);
-                }
-        }
-        else {
-            snprintf (set, sizeof set, "%sstate:%s", prefix, brk_state_name (self->stored_state));
-            brk_store_append (store, "ZREM %s %s", set, self->id);
+        for (int s = 0; s < BRK_STATE_COUNT; s++) {
+            bool remove = self->dirty ? s != (int) self->state
+                                      : s == (int) self->stored_state;
+            if (remove) {
+                snprintf (set, sizeof set, "%sstate:%s", prefix, brk_state_name (s));
+                brk_store_append (store, "ZREM %s %s", set, self->id);
+            }
         }
         snprintf (set, sizeof set, "%sstate:%s", prefix, brk_state_name (self->state));
         brk_store_append (store, "ZADD %s %" PRIu64 " %s", set, self->seq, self->id);
+        self->stored_state = self->state;
     }
 }
 
@@ -327,6 +331,8 @@ brk_job_load (brk_job_t *self, const redisReply *h)
         else
         if (!strcmp (f, "max_attempts")) rc = s_u64 (v, &self->max_attempts);
         else
+        if (!strcmp (f, "failures"))     rc = s_u64 (v, &self->failures);
+        else
         if (!strcmp (f, "timeout_ms"))   rc = s_u64 (v, &self->timeout_ms);
         else
         if (!strcmp (f, "created_ms"))   rc = s_i64 (v, &self->created_ms);
@@ -336,6 +342,8 @@ brk_job_load (brk_job_t *self, const redisReply *h)
         if (!strcmp (f, "finished_ms"))  rc = s_i64 (v, &self->finished_ms);
         else
         if (!strcmp (f, "worker"))       rc = s_copy_str (v, self->worker, sizeof self->worker);
+        else
+        if (!strcmp (f, "worker_name"))  rc = s_copy_str (v, self->worker_name, sizeof self->worker_name);
         else
         if (!strcmp (f, "queue_deadline_ms")) rc = s_i64 (v, &self->queue_deadline_ms);
         else

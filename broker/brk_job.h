@@ -43,16 +43,21 @@ struct _brk_job_t {
     char id [RXQ_MAX_ID_LEN + 1];       // "0005-0000001a"
     char kind [RXQ_MAX_KIND_LEN + 1];   // job kind
     brk_state_t state;                  // current state
-    brk_state_t stored_state;           // state set holding it in Redis
+    brk_state_t stored_state;           // state set holding it in Redis once
+                                        // the pipeline so far is written
     uint32_t priority;                  // 0..RXQ_PRIORITY_MAX, higher first
     uint64_t seq;                       // global submission order
     uint64_t attempt;                   // leases so far = fencing token
-    uint64_t max_attempts;              // before the job is dead
+    uint64_t max_attempts;              // failures before the job is dead
+    uint64_t failures;                  // attempts that failed or lost their
+                                        // worker (refused leases and broker
+                                        // restarts do not count)
     uint64_t timeout_ms;                // per-attempt deadline, 0 none
     int64_t queue_deadline_ms;          // Unix ms by which it must have
                                         // started, else it fails; 0 none
     brk_require_t require;              // what its worker must offer
     char worker [64];                   // worker id of the current/last lease
+    char worker_name [128];             // that worker's name, for people
     int64_t created_ms;                 // Unix ms
     int64_t started_ms;                 // Unix ms of the current lease, 0 none
     int64_t finished_ms;                // Unix ms, 0 while running

@@ -28,11 +28,73 @@ static const cmn_param_spec_t s_bench_device_params [] = {
     { NULL, 0, false, 0, 0, NULL }
 };
 
+static const cmn_param_spec_t s_bench_gemm_params [] = {
+    { "n", CMN_PARAM_UINT, false, 16, 8192, "square SGEMM size M=N=K (default 256)" },
+    { "reps", CMN_PARAM_UINT, false, 1, 1000, "timed repetitions (default 5)" },
+    { "seed", CMN_PARAM_UINT, false, 0, 1.8e19, "seed of the random inputs (default 1)" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+static const cmn_param_spec_t s_bench_gemv_params [] = {
+    { "type", CMN_PARAM_STR, false, 0, 8,
+      "weight type: q4_0, q4_1, q8_0, q4_k or q6_k (default q4_0)" },
+    { "rows", CMN_PARAM_UINT, false, 1, 65536, "weight rows (default 1024)" },
+    { "cols", CMN_PARAM_UINT, false, 1, 65536,
+      "weight columns, a multiple of the block (default 1024)" },
+    { "reps", CMN_PARAM_UINT, false, 1, 1000, "timed repetitions (default 10)" },
+    { "seed", CMN_PARAM_UINT, false, 0, 1.8e19, "seed of the random inputs (default 1)" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+static const cmn_param_spec_t s_bench_kernels_params [] = {
+    { "scale", CMN_PARAM_UINT, false, 1, 32,
+      "shape scale: hidden size 256 x scale (default 1)" },
+    { "reps", CMN_PARAM_UINT, false, 1, 100, "timed repetitions of each kernel (default 3)" },
+    { "seed", CMN_PARAM_UINT, false, 0, 1.8e19, "seed of the random inputs (default 1)" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+static const cmn_param_spec_t s_tune_params [] = {
+    { "n", CMN_PARAM_UINT, false, 64, 4096, "SGEMM size searched (default 256)" },
+    { "type", CMN_PARAM_STR, false, 0, 8, "GEMV weight type searched (default q4_0)" },
+    { "rows", CMN_PARAM_UINT, false, 1, 65536, "GEMV rows (default 1024)" },
+    { "cols", CMN_PARAM_UINT, false, 256, 65536, "GEMV columns (default 1024)" },
+    { "budget_ms", CMN_PARAM_UINT, false, 100, 600000,
+      "search time, split between SGEMM and GEMV (default 4000)" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+static const cmn_param_spec_t s_quantize_params [] = {
+    { "model", CMN_PARAM_STR, true, 0, 4096,
+      "input model: a GGUF or safetensors file path on the worker (F32/F16/BF16 or quantized)" },
+    { "type", CMN_PARAM_STR, true, 0, 16,
+      "q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k int4 int4_g64 int4_g128 f16 bf16 f32 or mixed" },
+    { "output", CMN_PARAM_STR, false, 0, 4096,
+      "output GGUF path on the worker (default MODEL without extension + .TYPE.gguf)" },
+    { "budget_bytes", CMN_PARAM_UINT, false, 1, 1.8e19,
+      "mixed: output file size limit in bytes" },
+    { "bpw", CMN_PARAM_FLOAT, false, 1, 64, "mixed: tensor-data bits per weight limit" },
+    { "keep", CMN_PARAM_STR, false, 0, 4096,
+      "comma-separated tensor-name globs kept at higher precision, each GLOB[:q8_0|f16|f32] "
+      "(default q8_0)" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
 const cmn_kind_t cmn_kinds [] = {
     { "noop", "does nothing on the device; for broker benchmarks and tests",
       false, s_noop_params },
     { "bench.device", "measures copy bandwidth (GB/s) and SGEMM throughput (GFLOPS)",
       true, s_bench_device_params },
+    { "bench.gemm", "times kernels/sgemm.cl; a complete benchmark record",
+      true, s_bench_gemm_params },
+    { "bench.gemv", "times a quantized GEMV against the copy bandwidth; a benchmark record",
+      true, s_bench_gemv_params },
+    { "bench.kernels", "times every model kernel at model-like shapes; a benchmark record",
+      true, s_bench_kernels_params },
+    { "tune", "searches SGEMM and GEMV tuning parameters; returns a tuning entry",
+      true, s_tune_params },
+    { "quantize", "quantizes a GGUF/safetensors model into a GGUF file on the device",
+      true, s_quantize_params },
     { NULL, NULL, false, NULL }
 };
 

@@ -120,70 +120,98 @@ s_progress_due (wrk_job_t *job, size_t r, size_t reps)
 //  --------------------------------------------------------------------------
 //  SGEMM host side
 
-//  Tile configurations of kernels/sgemm.cl, best first; the first that fits
-//  the device is used. The 32 and 16 rows are for devices whose work-group
-//  or local memory is too small for the default.
-typedef struct {
-    int tsm, tsn, tsk;          // tile of C per work-group, K step
-    int wptm, wptn;             // block of C per work-item
-    int vw;                     // vector width of interior loads
-} s_sgemm_config_t;
-
-static const s_sgemm_config_t s_sgemm_configs [] = {
-    { 64, 64, 16, 4, 4, 4 },
-    { 32, 32, 16, 4, 4, 4 },
-    { 16, 16, 8, 4, 4, 4 },
+//  Build options tried, in order, when the device's tuned set does not
+//  fit the compiled kernel (a driver may allow fewer work-items per group
+//  than the device maximum when the kernel needs many registers).
+static const char *s_sgemm_fallbacks [] = {
+    "-DDIRECT=0 -DTSM=32 -DTSN=32 -DTSK=16 -DWPTM=4 -DWPTN=4 -DVW=4 -DAPAD=1",
+    "-DDIRECT=0 -DTSM=16 -DTSN=16 -DTSK=8 -DWPTM=4 -DWPTN=4 -DVW=4 -DAPAD=1",
 };
 
 typedef struct {
     cl_kernel kernel;           // owned
-    s_sgemm_config_t cfg;       // the tile configuration it was built with
-    char options [160];         // its build options
+    wrk_tune_t tune;            // the set it was built with (sgemm family)
+    size_t local [2];           // work-group size, dims 0 (N) and 1 (M)
+    char options [WRK_TUNE_OPTIONS_MAX];  // its build options
 } s_sgemm_t;
 
-//  Picks a configuration, builds it and creates the kernel.
+//  Builds sgemm.cl with OPTIONS (-D words over the kernel's defaults) and
+//  creates the kernel. RXQ_E_UNSUPPORTED when the set does not fit the
+//  device or the compiled kernel; RXQ_E_PARAM when it is invalid.
 static int
-s_sgemm_prepare (wrk_device_t *dev, s_sgemm_t *sg, cmn_err_t *err)
+s_sgemm_build (wrk_device_t *dev, const char *options, s_sgemm_t *sg, cmn_err_t *err)
 {
     const wrk_device_info_t *info = wrk_device_info (dev);
     memset (sg, 0, sizeof *sg);
-    size_t nconfigs = sizeof s_sgemm_configs / sizeof s_sgemm_configs [0];
-    for (size_t i = 0; i < nconfigs; i++) {
-        const s_sgemm_config_t *c = &s_sgemm_configs [i];
-        size_t wgs = (size_t) (c->tsm / c->wptm) * (size_t) (c->tsn / c->wptn);
-        uint64_t lmem = 4ull * (uint64_t) c->tsk * (uint64_t) (c->tsm + 1 + c->tsn);
-        if (wgs > info->max_wg || lmem > info->local_mem)
-            continue;
-        snprintf (sg->options, sizeof sg->options,
-                  "-DTSM=%d -DTSN=%d -DTSK=%d -DWPTM=%d -DWPTN=%d -DVW=%d -DAPAD=1",
-                  c->tsm, c->tsn, c->tsk, c->wptm, c->wptn, c->vw);
-        cl_program program = wrk_device_program (dev, "sgemm.cl", sg->options, err);
-        if (!program)
-            return -1;
-        cl_int rc;
-        cl_kernel kernel = clCreateKernel (program, "sgemm", &rc);
-        if (!kernel)
-            return wrk_device_cl_error (err, "clCreateKernel (sgemm)", rc);
-        //  The compiled kernel may allow less than the device maximum
-        //  (registers): then try the next, smaller configuration.
-        size_t kwg = 0;
-        rc = clGetKernelWorkGroupInfo (kernel, wrk_device_id (dev), CL_KERNEL_WORK_GROUP_SIZE,
-                                       sizeof kwg, &kwg, NULL);
-        if (rc != CL_SUCCESS) {
-            clReleaseKernel (kernel);
-            return wrk_device_cl_error (err, "clGetKernelWorkGroupInfo", rc);
-        }
-        if (kwg >= wgs) {
-            sg->kernel = kernel;
-            sg->cfg = *c;
-            return 0;
-        }
+    wrk_tune_default (&sg->tune);
+    if (wrk_tune_parse_options (&sg->tune, WRK_TUNE_SGEMM, options, err)
+    ||  wrk_tune_validate (&sg->tune, err))
+        return -1;
+    wrk_tune_options (&sg->tune, WRK_TUNE_SGEMM, sg->options, sizeof sg->options);
+    size_t wgs = wrk_tune_wg_size (&sg->tune, WRK_TUNE_SGEMM);
+    size_t lmem = wrk_tune_local_bytes (&sg->tune, WRK_TUNE_SGEMM);
+    if (wgs > info->max_wg || lmem > info->local_mem)
+        return cmn_err_set (err, RXQ_E_UNSUPPORTED, "sgemm %s: needs %zu work-items and %zu "
+                            "bytes of local memory; the device has %zu and %llu",
+                            sg->options, wgs, lmem, info->max_wg,
+                            (unsigned long long) info->local_mem);
+    cl_program program = wrk_device_program (dev, "sgemm.cl", sg->options, err);
+    if (!program)
+        return -1;
+    cl_int rc;
+    cl_kernel kernel = clCreateKernel (program, "sgemm", &rc);
+    if (!kernel)
+        return wrk_device_cl_error (err, "clCreateKernel (sgemm)", rc);
+    size_t kwg = 0;
+    rc = clGetKernelWorkGroupInfo (kernel, wrk_device_id (dev), CL_KERNEL_WORK_GROUP_SIZE,
+                                   sizeof kwg, &kwg, NULL);
+    if (rc != CL_SUCCESS) {
         clReleaseKernel (kernel);
+        return wrk_device_cl_error (err, "clGetKernelWorkGroupInfo", rc);
     }
-    return cmn_err_set (err, RXQ_E_UNSUPPORTED,
-                        "no sgemm tile configuration fits the device (max work-group %zu, "
-                        "local memory %llu bytes)", info->max_wg,
-                        (unsigned long long) info->local_mem);
+    if (kwg < wgs) {
+        clReleaseKernel (kernel);
+        return cmn_err_set (err, RXQ_E_UNSUPPORTED, "sgemm %s: the compiled kernel allows "
+                            "%zu work-items per group, it needs %zu", sg->options, kwg, wgs);
+    }
+    sg->local [0] = (size_t) (wrk_tune_get (&sg->tune, WRK_TUNE_SGEMM, "TSN")
+                              / wrk_tune_get (&sg->tune, WRK_TUNE_SGEMM, "WPTN"));
+    sg->local [1] = (size_t) (wrk_tune_get (&sg->tune, WRK_TUNE_SGEMM, "TSM")
+                              / wrk_tune_get (&sg->tune, WRK_TUNE_SGEMM, "WPTM"));
+        sg->kernel = kernel;
+    return 0;
+}
+
+//  Builds with OPTIONS, or the device's tuned set when NULL; only for the
+//  tuned set, falls back to smaller tiles when it does not fit.
+static int
+s_sgemm_prepare (wrk_device_t *dev, const char *options, s_sgemm_t *sg, cmn_err_t *err)
+{
+    char tuned [WRK_TUNE_OPTIONS_MAX];
+    if (options)
+        return s_sgemm_build (dev, options, sg, err);
+    wrk_tune_device_options (dev, WRK_TUNE_SGEMM, tuned, sizeof tuned);
+    cmn_err_t first = { 0 };
+    if (s_sgemm_build (dev, tuned, sg, &first) == 0)
+        return 0;
+    if (first.code != RXQ_E_UNSUPPORTED) {
+        if (err)
+            *err = first;
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof s_sgemm_fallbacks / sizeof s_sgemm_fallbacks [0]; i++) {
+        cmn_err_t e = { 0 };
+        if (s_sgemm_build (dev, s_sgemm_fallbacks [i], sg, &e) == 0)
+            return 0;
+        if (e.code != RXQ_E_UNSUPPORTED) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+    }
+    if (err)
+        *err = first;
+    return -1;
 }
 
 static void
@@ -223,13 +251,13 @@ s_sgemm_enqueue (wrk_device_t *dev, s_sgemm_t *sg, int M, int N, int K, float al
     if (rc != CL_SUCCESS)
         return cmn_err_set (err, RXQ_E_OPENCL, "clSetKernelArg (sgemm) failed: the "
                             "kernel's arguments do not match wrk_bench.c");
-    const s_sgemm_config_t *cfg = &sg->cfg;
-    size_t local [2] = { (size_t) (cfg->tsn / cfg->wptn), (size_t) (cfg->tsm / cfg->wptm) };
+    const size_t tsn = sg->local [0] * (size_t) wrk_tune_get (&sg->tune, WRK_TUNE_SGEMM, "WPTN");
+    const size_t tsm = sg->local [1] * (size_t) wrk_tune_get (&sg->tune, WRK_TUNE_SGEMM, "WPTM");
     size_t global [2] = {
-        ((size_t) N + (size_t) cfg->tsn - 1) / (size_t) cfg->tsn * local [0],
-        ((size_t) M + (size_t) cfg->tsm - 1) / (size_t) cfg->tsm * local [1]
+        ((size_t) N + tsn - 1) / tsn * sg->local [0],
+        ((size_t) M + tsm - 1) / tsm * sg->local [1]
     };
-    rc = clEnqueueNDRangeKernel (wrk_device_queue (dev), k, 2, NULL, global, local,
+    rc = clEnqueueNDRangeKernel (wrk_device_queue (dev), k, 2, NULL, global, sg->local,
                                  0, NULL, event);
     if (rc != CL_SUCCESS)
         return wrk_device_cl_error (err, "clEnqueueNDRangeKernel (sgemm)", rc);
@@ -304,7 +332,7 @@ wrk_bench_sgemm (wrk_device_t *dev, size_t M, size_t N, size_t K, float alpha,
     cl_mem a = NULL, b = NULL, c = NULL;
     cl_event ev = NULL;
     size_t c_bytes = M * N * sizeof (float);
-    if (s_sgemm_prepare (dev, &sg, err)
+    if (s_sgemm_prepare (dev, NULL, &sg, err)
     ||  !(a = s_buffer (dev, CL_MEM_READ_ONLY, M * K * sizeof (float), A, err))
     ||  !(b = s_buffer (dev, CL_MEM_READ_ONLY, K * N * sizeof (float), B, err))
     ||  !(c = s_buffer (dev, CL_MEM_READ_WRITE, c_bytes, beta != 0.0f ? C : NULL, err)))
@@ -345,6 +373,51 @@ wrk_bench_sgemm_run (wrk_device_t *dev, size_t M, size_t N, size_t K, const floa
     return wrk_bench_sgemm (dev, M, N, K, 1.0f, A, B, 0.0f, C, ns, err);
 }
 
+int
+wrk_bench_sgemm_enqueue (wrk_device_t *dev, const char *options, size_t M, size_t N,
+                         size_t K, float alpha, cl_mem a, cl_mem b, float beta, cl_mem c,
+                         cl_event *event, cmn_err_t *err)
+{
+    assert (dev && a && b && c);
+    if (event)
+        *event = NULL;
+    if (s_sgemm_check_sizes (dev, M, N, K, err))
+        return -1;
+    const size_t need [3] = { M * K * sizeof (float), K * N * sizeof (float),
+                              M * N * sizeof (float) };
+    const cl_mem mems [3] = { a, b, c };
+    for (int i = 0; i < 3; i++) {
+        size_t have = 0;
+        cl_int cl = clGetMemObjectInfo (mems [i], CL_MEM_SIZE, sizeof have, &have, NULL);
+        if (cl != CL_SUCCESS)
+            return wrk_device_cl_error (err, "clGetMemObjectInfo", cl);
+        if (have < need [i])
+            return cmn_err_set (err, RXQ_E_INVAL, "sgemm: buffer %c holds %zu bytes, the "
+                                "shape needs %zu", "abc" [i], have, need [i]);
+    }
+    s_sgemm_t sg;
+    if (s_sgemm_prepare (dev, options, &sg, err))
+        return -1;
+    int rc = s_sgemm_enqueue (dev, &sg, (int) M, (int) N, (int) K, alpha, a, b, beta, c,
+                              event, err);
+    //  The queue keeps the kernel alive until it has run.
+    s_sgemm_release (&sg);
+    return rc;
+}
+
+void
+wrk_bench_sgemm_options (wrk_device_t *dev, char *buf, size_t size)
+{
+    assert (dev && buf && size);
+    s_sgemm_t sg;
+    if (s_sgemm_prepare (dev, NULL, &sg, NULL) == 0) {
+        snprintf (buf, size, "%s", sg.options);
+        s_sgemm_release (&sg);
+    }
+    else
+        wrk_tune_device_options (dev, WRK_TUNE_SGEMM, buf, size);
+}
+
 //  The worst element found by s_sgemm_check.
 typedef struct {
     double max_err;             // largest componentwise error (inf for NaN)
@@ -353,35 +426,37 @@ typedef struct {
     size_t rows;                // rows checked
 } s_check_t;
 
-//  Compares C = A * B (n x n, alpha 1, beta 0) with a double reference
-//  over every STEP-th row and the last; see WRK_BENCH_SGEMM_TOL for the
-//  measure. Returns -1 only when out of memory.
+//  Compares C = A * B (M x K times K x N, alpha 1, beta 0) with a double
+//  reference over every STEP-th row and the last; see WRK_BENCH_SGEMM_TOL
+//  for the measure. Returns -1 only when out of memory.
 static int
-s_sgemm_check (size_t n, const float *A, const float *B, const float *C, size_t step,
-               s_check_t *out)
+s_sgemm_check_mnk (size_t M, size_t N, size_t K, const float *A, const float *B,
+                   const float *C, size_t step, s_check_t *out)
 {
-    double *ref = malloc (n * sizeof *ref);
-    double *mag = malloc (n * sizeof *mag);
+    double *ref = malloc (N * sizeof *ref);
+    double *mag = malloc (N * sizeof *mag);
     if (!ref || !mag) {
         free (ref);
         free (mag);
         return -1;
     }
     memset (out, 0, sizeof *out);
-    for (size_t i = 0; ; i = i + step < n ? i + step : n - 1) {
-        for (size_t j = 0; j < n; j++)
+    if (step < 1)
+        step = 1;
+    for (size_t i = 0; ; i = i + step < M ? i + step : M - 1) {
+        for (size_t j = 0; j < N; j++)
             ref [j] = mag [j] = 0;
-        for (size_t k = 0; k < n; k++) {
-            double a = A [i * n + k];
-            const float *brow = B + k * n;
-            for (size_t j = 0; j < n; j++) {
+        for (size_t k = 0; k < K; k++) {
+            double a = A [i * K + k];
+            const float *brow = B + k * N;
+            for (size_t j = 0; j < N; j++) {
                 double p = a * brow [j];
                 ref [j] += p;
                 mag [j] += fabs (p);
             }
         }
-        for (size_t j = 0; j < n; j++) {
-            double got = C [i * n + j];
+        for (size_t j = 0; j < N; j++) {
+            double got = C [i * N + j];
             double diff = fabs (got - ref [j]);
             double e = isfinite (got) ? (mag [j] > 0 ? diff / mag [j] : (diff > 0 ? INFINITY : 0))
                                       : INFINITY;
@@ -394,11 +469,30 @@ s_sgemm_check (size_t n, const float *A, const float *B, const float *C, size_t 
             }
         }
         out->rows++;
-        if (i == n - 1)
+        if (i == M - 1)
             break;
     }
     free (ref);
     free (mag);
+    return 0;
+}
+
+static int
+s_sgemm_check (size_t n, const float *A, const float *B, const float *C, size_t step,
+               s_check_t *out)
+{
+    return s_sgemm_check_mnk (n, n, n, A, B, C, step, out);
+}
+
+int
+wrk_bench_sgemm_max_error (size_t M, size_t N, size_t K, const float *A, const float *B,
+                           const float *C, size_t step, double *max_err)
+{
+    assert (M && N && K && A && B && C && max_err);
+    s_check_t check;
+    if (s_sgemm_check_mnk (M, N, K, A, B, C, step, &check))
+        return -1;
+    *max_err = check.max_err;
     return 0;
 }
 
@@ -414,7 +508,7 @@ typedef struct {
     uint64_t n;                 // sgemm size
     uint64_t *gemm_ns;          // per timed run, ns
     s_check_t check;            // sgemm verification
-    char gemm_options [160];    // sgemm build options
+    char gemm_options [WRK_TUNE_OPTIONS_MAX];    // sgemm build options
     size_t reps;                // timed runs of each kernel
 } s_bench_t;
 
@@ -433,30 +527,31 @@ s_param (wrk_job_t *job, const char *key, uint64_t lo, uint64_t hi, uint64_t *va
     return 0;
 }
 
-static int
-s_bench_copy (wrk_job_t *job, s_bench_t *res)
+int
+wrk_bench_copy (wrk_device_t *dev, wrk_job_t *job, uint64_t *bytes_p, size_t reps,
+                uint64_t *copy_ns, cmn_err_t *err)
 {
-    wrk_device_t *dev = job->device;
+    assert (dev && bytes_p && reps >= 1 && copy_ns);
     const wrk_device_info_t *info = wrk_device_info (dev);
     cl_command_queue q = wrk_device_queue (dev);
 
     //  Two buffers must fit, beside whatever else the worker holds: at most
     //  the largest allocation and a third of the memory each, whole float4s.
-    uint64_t bytes = res->requested_bytes;
+    uint64_t bytes = *bytes_p;
     if (bytes > info->max_alloc)
         bytes = info->max_alloc;
     if (bytes > info->global_mem / 3)
         bytes = info->global_mem / 3;
     bytes &= ~(uint64_t) 15;
     if (bytes < 16 || bytes / 16 > UINT_MAX)
-        return cmn_err_set (&job->err, RXQ_E_LIMIT, "copy: cannot size a buffer (device "
+        return cmn_err_set (err, RXQ_E_LIMIT, "copy: cannot size a buffer (device "
                             "max_alloc %llu, global_mem %llu)",
                             (unsigned long long) info->max_alloc,
                             (unsigned long long) info->global_mem);
-    if (bytes < res->requested_bytes)
+    if (bytes < *bytes_p)
         cmn_log_info ("bench.device: copy clamped from %llu to %llu bytes by the device",
-                      (unsigned long long) res->requested_bytes, (unsigned long long) bytes);
-    res->copy_bytes = bytes;
+                      (unsigned long long) *bytes_p, (unsigned long long) bytes);
+    *bytes_p = bytes;
     size_t count = (size_t) bytes / sizeof (float);
     cl_uint n4 = (cl_uint) (bytes / 16);
 
@@ -467,27 +562,27 @@ s_bench_copy (wrk_job_t *job, s_bench_t *res)
     float *host = malloc ((size_t) bytes);
     float *back = malloc (S_COPY_CHUNK);
     if (!host || !back) {
-        cmn_err_set (&job->err, RXQ_E_NOMEM, "copy: cannot allocate %llu host bytes",
+        cmn_err_set (err, RXQ_E_NOMEM, "copy: cannot allocate %llu host bytes",
                      (unsigned long long) bytes);
         goto done;
     }
     s_fill_random (host, count, S_SEED);
-    cl_program program = wrk_device_program (dev, "copy.cl", NULL, &job->err);
+    cl_program program = wrk_device_program (dev, "copy.cl", NULL, err);
     if (!program)
         goto done;
     cl_int cl;
     if (!(kernel = clCreateKernel (program, "copy_f4", &cl))) {
-        wrk_device_cl_error (&job->err, "clCreateKernel (copy_f4)", cl);
+        wrk_device_cl_error (err, "clCreateKernel (copy_f4)", cl);
         goto done;
     }
-    if (!(src = s_buffer (dev, CL_MEM_READ_ONLY, (size_t) bytes, host, &job->err))
-    ||  !(dst = s_buffer (dev, CL_MEM_WRITE_ONLY, (size_t) bytes, NULL, &job->err)))
+    if (!(src = s_buffer (dev, CL_MEM_READ_ONLY, (size_t) bytes, host, err))
+    ||  !(dst = s_buffer (dev, CL_MEM_WRITE_ONLY, (size_t) bytes, NULL, err)))
         goto done;
     //  A pattern no input element has, so a kernel that writes nothing fails.
     const cl_uint pattern = 0xa5a5a5a5u;
     cl = clEnqueueFillBuffer (q, dst, &pattern, sizeof pattern, 0, (size_t) bytes, 0, NULL, NULL);
     if (cl != CL_SUCCESS) {
-        wrk_device_cl_error (&job->err, "clEnqueueFillBuffer", cl);
+        wrk_device_cl_error (err, "clEnqueueFillBuffer", cl);
         goto done;
     }
     cl = clSetKernelArg (kernel, 0, sizeof src, &src);
@@ -496,7 +591,7 @@ s_bench_copy (wrk_job_t *job, s_bench_t *res)
     if (cl == CL_SUCCESS)
         cl = clSetKernelArg (kernel, 2, sizeof n4, &n4);
     if (cl != CL_SUCCESS) {
-        wrk_device_cl_error (&job->err, "clSetKernelArg (copy_f4)", cl);
+        wrk_device_cl_error (err, "clSetKernelArg (copy_f4)", cl);
         goto done;
     }
     size_t local = S_COPY_WG, kwg = 0;
@@ -505,24 +600,28 @@ s_bench_copy (wrk_job_t *job, s_bench_t *res)
         local = kwg;
     size_t global = ((size_t) n4 + local - 1) / local * local;
 
-    wrk_job_progress (job, 0.05, "copy: %llu bytes, warm-up", (unsigned long long) bytes);
-    for (size_t r = 0; r <= res->reps; r++) {
-        if (wrk_job_should_stop (job))
+    if (job)
+        wrk_job_progress (job, 0.05, "copy: %llu bytes, warm-up", (unsigned long long) bytes);
+    for (size_t r = 0; r <= reps; r++) {
+        if (job && wrk_job_should_stop (job)) {
+            if (err && err != &job->err)
+                *err = job->err;
             goto done;
+        }
         cl = clEnqueueNDRangeKernel (q, kernel, 1, NULL, &global, &local, 0, NULL, &ev);
         if (cl != CL_SUCCESS) {
-            wrk_device_cl_error (&job->err, "clEnqueueNDRangeKernel (copy_f4)", cl);
+            wrk_device_cl_error (err, "clEnqueueNDRangeKernel (copy_f4)", cl);
             goto done;
         }
         uint64_t t;
-        if (s_wait_release (&ev, &t, &job->err))
+        if (s_wait_release (&ev, &t, err))
             goto done;
         //  Run 0 warms caches, clocks and the driver; it is not timed.
         if (r > 0)
-            res->copy_ns [r - 1] = t;
-        if (r > 0 && s_progress_due (job, r, res->reps))
-            wrk_job_progress (job, 0.05 + 0.35 * (double) r / (double) res->reps,
-                              "copy: run %zu of %zu, %.1f GB/s", r, res->reps,
+            copy_ns [r - 1] = t;
+        if (r > 0 && job && s_progress_due (job, r, reps))
+            wrk_job_progress (job, 0.05 + 0.35 * (double) r / (double) reps,
+                              "copy: run %zu of %zu, %.1f GB/s", r, reps,
                               2.0 * (double) bytes / (double) t);
     }
 
@@ -531,7 +630,7 @@ s_bench_copy (wrk_job_t *job, s_bench_t *res)
         size_t len = (size_t) bytes - off < S_COPY_CHUNK ? (size_t) bytes - off : S_COPY_CHUNK;
         cl = clEnqueueReadBuffer (q, dst, CL_TRUE, off, len, back, 0, NULL, NULL);
         if (cl != CL_SUCCESS) {
-            wrk_device_cl_error (&job->err, "clEnqueueReadBuffer", cl);
+            wrk_device_cl_error (err, "clEnqueueReadBuffer", cl);
             goto done;
         }
         const char *want = (const char *) host + off;
@@ -543,14 +642,15 @@ s_bench_copy (wrk_job_t *job, s_bench_t *res)
                         first = i;
             float expect;
             memcpy (&expect, want + first * sizeof (float), sizeof expect);
-            cmn_err_set (&job->err, RXQ_E_CHECK, "copy: element %zu of %zu is %.9g, expected "
+            cmn_err_set (err, RXQ_E_CHECK, "copy: element %zu of %zu is %.9g, expected "
                          "%.9g (%zu of the %zu elements in its %zu-byte slice differ)",
                          off / sizeof (float) + first, count, (double) back [first],
                          (double) expect, bad, len / sizeof (float), len);
             goto done;
         }
     }
-    wrk_job_progress (job, 0.45, "copy: output verified");
+    if (job)
+        wrk_job_progress (job, 0.45, "copy: output verified");
     rc = 0;
 done:
     if (ev)
@@ -564,6 +664,16 @@ done:
     free (back);
     free (host);
     return rc;
+}
+
+static int
+s_bench_copy (wrk_job_t *job, s_bench_t *res)
+{
+    uint64_t bytes = res->requested_bytes;
+    if (wrk_bench_copy (job->device, job, &bytes, res->reps, res->copy_ns, &job->err))
+        return -1;
+    res->copy_bytes = bytes;
+    return 0;
 }
 
 static int
@@ -586,7 +696,7 @@ s_bench_sgemm (wrk_job_t *job, s_bench_t *res)
     s_fill_random (A, n * n, S_SEED + 1);
     s_fill_random (B, n * n, S_SEED + 2);
     wrk_job_progress (job, 0.5, "sgemm: n=%zu, building", n);
-    if (s_sgemm_prepare (dev, &sg, &job->err)
+    if (s_sgemm_prepare (dev, NULL, &sg, &job->err)
     ||  !(a = s_buffer (dev, CL_MEM_READ_ONLY, bytes, A, &job->err))
     ||  !(b = s_buffer (dev, CL_MEM_READ_ONLY, bytes, B, &job->err))
     ||  !(c = s_buffer (dev, CL_MEM_READ_WRITE, bytes, NULL, &job->err))

@@ -5,6 +5,8 @@
  *  worker advertises it; the worker advertises exactly this table. */
 #include "wrk_job.h"
 #include "wrk_bench.h"
+#include "wrk_farm.h"
+#include "wrk_quantize.h"
 #include "cmn_codec.h"
 #include <string.h>
 #include <time.h>
@@ -48,6 +50,11 @@ static const struct {
 } s_runners [] = {
     { "noop", s_noop },
     { "bench.device", wrk_bench_device },
+    { "bench.gemm", wrk_farm_bench_gemm },
+    { "bench.gemv", wrk_farm_bench_gemv },
+    { "bench.kernels", wrk_farm_bench_kernels },
+    { "tune", wrk_farm_tune },
+    { "quantize", wrk_quantize_job },
     { NULL, NULL }
 };
 

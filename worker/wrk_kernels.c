@@ -1,12 +1,13 @@
 /*  wrk_kernels: launchers for the compute kernels of kernels/.
  *
- *  Each launcher checks the shape, picks the NDRange from the tuning row
- *  (s_tuning), and hands everything to s_launch, the one place that
+ *  Each launcher checks the shape, picks the NDRange from the device's
+ *  tuning set (s_tuning, from wrk_tune), and hands everything to s_launch, the one place that
  *  builds the program (wrk_device_program caches it per options), checks
  *  buffer sizes, sets arguments and enqueues.
  */
 #include "wrk_kernels.h"
 #include "cmn_quant_blocks.h"
+#include "wrk_tune.h"
 #include <assert.h>
 #include <limits.h>
 #include <stdint.h>
@@ -19,8 +20,7 @@
 //  Most elements one tensor may have: 2^30, half of what an int indexes.
 #define S_MAX_ELEMS ((size_t) 1 << 30)
 
-//  Tuning row: the -D parameters of each kernel file. The defaults are
-//  reasoned for the RX 580 in docs/kernels.md ("Polaris defaults").
+//  The -D parameters of each kernel file, as the launchers use them.
 typedef struct {
     size_t qmm_wgs;             // QMM_WGS, work-items per GEMV/GEMM group
     size_t gemv_rows;           // GEMV_ROWS, weight rows per GEMV group
@@ -36,38 +36,27 @@ typedef struct {
     size_t conv_oct;            // CONV_OCT, output channels per work-item
 } s_tuning_t;
 
-static const s_tuning_t s_default_row = {
-    .qmm_wgs = 64, .gemv_rows = 2, .gemm_rows = 2, .gemm_bt = 4,
-    .norm_wgs = 256, .softmax_wgs = 256, .att_wgs = 64, .ew_wgs = 256,
-    .tr_tile = 32, .tr_rows = 8, .conv_wgs = 64, .conv_oct = 4
-};
-
-//  Largest power of two <= LIMIT and <= WANT (WANT a power of two).
-static size_t
-s_fit (size_t want, size_t limit)
-{
-    while (want > 1 && want > limit)
-        want /= 2;
-    return want;
-}
-
-//  The default row clamped to DEV's work-group limit. Every work-group
-//  size in the row is a power of two, so halving keeps the kernels'
-//  power-of-two requirements.
+//  DEV's tuning set (wrk_tune: its table row, any installed override,
+//  clamped to the device's limits).
 static s_tuning_t
 s_tuning (wrk_device_t *dev)
 {
-    const size_t max_wg = wrk_device_info (dev)->max_wg;
-    s_tuning_t t = s_default_row;
-    t.qmm_wgs = s_fit (t.qmm_wgs, max_wg);
-    t.norm_wgs = s_fit (t.norm_wgs, max_wg);
-    t.softmax_wgs = s_fit (t.softmax_wgs, max_wg);
-    t.att_wgs = s_fit (t.att_wgs, max_wg);
-    t.ew_wgs = s_fit (t.ew_wgs, max_wg);
-    t.conv_wgs = s_fit (t.conv_wgs, max_wg);
-    t.tr_rows = s_fit (t.tr_rows, max_wg / t.tr_tile ? max_wg / t.tr_tile : 1);
-    while (t.tr_tile * t.tr_rows > max_wg && t.tr_tile > t.tr_rows)
-        t.tr_tile /= 2;
+    wrk_tune_t w;
+    wrk_tune_for_device (dev, &w);
+    s_tuning_t t = {
+        .qmm_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "QMM_WGS"),
+        .gemv_rows = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMV_ROWS"),
+        .gemm_rows = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMM_ROWS"),
+        .gemm_bt = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMM_BT"),
+        .norm_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_NORM, "NORM_WGS"),
+        .softmax_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_SOFTMAX, "SOFTMAX_WGS"),
+        .att_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_ATTENTION, "ATT_WGS"),
+        .ew_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_ELEMENTWISE, "EW_WGS"),
+        .tr_tile = (size_t) wrk_tune_get (&w, WRK_TUNE_TRANSPOSE, "TR_TILE"),
+        .tr_rows = (size_t) wrk_tune_get (&w, WRK_TUNE_TRANSPOSE, "TR_ROWS"),
+        .conv_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_CONV, "CONV_WGS"),
+        .conv_oct = (size_t) wrk_tune_get (&w, WRK_TUNE_CONV, "CONV_OCT"),
+    };
     return t;
 }
 

@@ -18,9 +18,10 @@
  *  Layouts, parameter meanings and error bounds are documented in each
  *  kernel file's opening comment and in docs/kernels.md.
  *
- *  Tuning parameters (work-group sizes, tiles) are chosen per device from
- *  a default row reasoned for the RX 580 (docs/kernels.md), clamped to the
- *  device's limits, and passed to the program as -D options.
+ *  Tuning parameters (work-group sizes, tiles) are chosen per device by
+ *  wrk_tune (its table row and any installed override, clamped to the
+ *  device's limits; docs/tuning.md) and passed to the program as -D
+ *  options.
  */
 #ifndef WRK_KERNELS_H
 #define WRK_KERNELS_H

@@ -570,7 +570,10 @@ Test (spec, s9_redis_outage_refuses_then_recovers)
     if (pid == 0) {
         char portbuf [16];
         snprintf (portbuf, sizeof portbuf, "%d", port);
-        if (!freopen ("/dev/null", "w", stdout)) _exit (127);
+        if (!freopen ("/dev/null", "w", stdout) || !freopen ("/dev/null", "w", stderr))
+            _exit (127);
+        for (int fd = 3; fd < 1024; fd++)
+            close (fd);
         execlp ("redis-server", "redis-server", "--port", portbuf, "--bind", "127.0.0.1",
                 "--dir", dir, "--save", "", "--appendonly", "yes", (char *) NULL);
         _exit (127);
@@ -724,7 +727,9 @@ Test (spec, s6_6_1_stalled_device_thread_requeues_and_quarantines)
     s_keep_alive (w1, "\x81\xaastalled_ms\xcd\x07\xd0", 15, 300, NULL);
     tst_status (c, id2, state, NULL);
     cr_assert_str_eq (state, "queued");
-    //  Its device thread comes back: quarantine lifted, work resumes.
+    //  Its device thread comes back: the stuck attempt reports (stale, and
+    //  it frees the capacity it held), quarantine is lifted, work resumes.
+    tst_done (w1, jid, 1, true, 0, true);
     tst_send_raw (w1, RXQ_PROTO_WORKER, RXQ_CMD_HEARTBEAT, "\x80", 1);
     tst_expect_job (w1, jid, sizeof jid, &attempt);
     cr_assert_str_eq (jid, id);

@@ -68,7 +68,12 @@ tst_redis_start_port (tst_redis_t *r, int port)
     if (r->pid == 0) {
         char portbuf [16];
         snprintf (portbuf, sizeof portbuf, "%d", r->port);
-        if (!freopen ("/dev/null", "w", stdout)) _exit (127);
+        //  Nothing of the test's may stay open in the server: a pipe it
+        //  inherited would keep the test's reader waiting after it exits.
+        if (!freopen ("/dev/null", "w", stdout) || !freopen ("/dev/null", "w", stderr))
+            _exit (127);
+        for (int fd = 3; fd < 1024; fd++)
+            close (fd);
         execlp ("redis-server", "redis-server", "--port", portbuf, "--bind", "127.0.0.1",
                 "--dir", r->dir, "--save", "", "--appendonly", "yes",
                 "--appendfsync", "everysec", (char *) NULL);

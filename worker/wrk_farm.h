@@ -1,0 +1,67 @@
+/*  wrk_farm: the farm's benchmark and tuning job runners (bench.gemm,
+ *  bench.gemv, bench.kernels, tune), and the benchmark record they share.
+ *
+ *  Every bench.* result is one complete, self-describing record: a
+ *  msgpack map of
+ *    record_version: 1
+ *    kind:           str    the job kind
+ *    device:         map    wrk_device_pack_info (name, driver, OpenCL
+ *                           version, limits)
+ *    rxq_version:    str    RXQ_VERSION of the worker
+ *    kernel_hash:    str    16 hex digits, FNV-1a 64 over every kernel
+ *                           source the worker loads (wrk_farm_kernel_hash)
+ *    params:         map    every parameter, defaults filled in
+ *    seed:           uint   seed of the random inputs
+ *    tuning:         map    {row: str, options: str} the build options used
+ *    figures:        map    gflops, gbps, peak_fraction and per-kind extras
+ *    kernels:        [ {name: str, ns: uint median, runs: uint} ]
+ *    measured_peak:  map    {copy_gbps, fma_gflops}: the device's copy
+ *                           bandwidth (kernels/copy.cl) and FMA
+ *                           throughput (sgemm.cl's sgemm_peak), measured
+ *                           in the same job
+ *  peak_fraction is GB/s over copy_gbps for memory-bound work (GEMV,
+ *  bench.kernels) and GFLOPS over fma_gflops for SGEMM: both ceilings are
+ *  measured on the device rather than derived from clock x lanes x units,
+ *  which vendors report inconsistently (docs/tuning.md).
+ *
+ *  Runners follow wrk_job.h: progress between steps, wrk_job_should_stop
+ *  before every enqueue (RXQ_E_CANCELLED / RXQ_E_TIMEOUT), nothing packed
+ *  on failure.
+ */
+#ifndef WRK_FARM_H
+#define WRK_FARM_H
+#include "wrk_job.h"
+
+//  bench.gemm: kernels/sgemm.cl at M = N = K = n with the device's tuning.
+//  Params: n (16..8192, default 256), reps (1..1000, default 5), seed
+//  (default 1). Fails with RXQ_E_PARAM, RXQ_E_CHECK (result over
+//  WRK_BENCH_SGEMM_TOL), RXQ_E_OPENCL*, or the stop reason.
+int wrk_farm_bench_gemm (wrk_job_t *job);
+
+//  bench.gemv: quantized GEMV (qmatmul.cl). Params: type (q4_0, q4_1,
+//  q8_0, q4_k, q6_k; default q4_0), rows (1..65536, default 1024), cols
+//  (multiple of the block, up to 65536, default 1024), reps (1..1000,
+//  default 10), seed (default 1). Checked against the CPU reference.
+int wrk_farm_bench_gemv (wrk_job_t *job);
+
+//  bench.kernels: every launcher of wrk_kernels once to warm up and reps
+//  times, at model-like shapes scaled by `scale` (1..32, default 1: hidden
+//  size 256 x scale, 8 tokens, head size 64). Params: scale, reps (1..100,
+//  default 3), seed.
+int wrk_farm_bench_kernels (wrk_job_t *job);
+
+//  tune: wrk_tune_search_sgemm and wrk_tune_search_qmatmul on the job's
+//  device. Params: n (SGEMM size, 64..4096, default 256), type, rows, cols
+//  (GEMV shape, defaults q4_0, 1024, 1024), budget_ms (100..600000, default
+//  4000, split between the two searches). Result: {record_version,
+//  kind, device, rxq_version, kernel_hash, device_key, row, entry:
+//  {sgemm: {PARAM: int}, qmatmul: {PARAM: int}}, gflops, gbps}; the
+//  entry is what wrk_tune_set_override takes.
+int wrk_farm_tune (wrk_job_t *job);
+
+//  FNV-1a 64 over the name and text of every kernel source (as
+//  rxq_kernels_load returns them, so RXQ_KERNEL_DIR counts), computed once
+//  per process, as 16 lowercase hex digits.
+const char *wrk_farm_kernel_hash (void);
+
+#endif
