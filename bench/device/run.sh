@@ -33,7 +33,7 @@ step () {   # step NAME TIMEOUT_S COMMAND...: runs, logs to $OUT/NAME.txt
     echo "date: $(date -u)"; uname -a
     echo "payload version: $(cat "$payload/VERSION" 2>/dev/null)"
     ldd --version 2>&1 | head -1
-    for b in bench_gemm bench_gemv; do echo "--- ldd $b"; ldd "$payload/$b"; done
+    for b in bench_gemm bench_gemv bench_quantize; do echo "--- ldd $b"; ldd "$payload/$b"; done
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv
     command -v clinfo >/dev/null && clinfo -l
 } > "$OUT/env.txt" 2>&1
@@ -50,7 +50,11 @@ step gemm_gpu_tuned 110 "$payload/bench_gemm" --device "$sel" --sizes 1024,2048,
 #  2. Quantized GEMV against the copy bandwidth (rotating over 1 GiB of
 #     weights, so the 50 MB L2 does not hold them).
 step gemv_gpu 70 "$payload/bench_gemv" --device "$sel" --shapes 4096x4096,11008x4096,4096x11008 --reps 50 --copy-mb 1024 --rotate-mb 1024
-#  3. PoCL on the same host, small, when present.
+#  3. Quantize throughput (GB/s of input) next to the copy bandwidth, on a
+#     generated 1 GiB model, for a simple and a K-quant type.
+step quant_q4_0 60 "$payload/bench_quantize" -d "$sel" -t q4_0 -s 1024
+step quant_q4_k 60 "$payload/bench_quantize" -d "$sel" -t q4_k -s 512
+#  4. PoCL on the same host, small, when present.
 if grep -qi "portable" "$OUT/devices.txt"; then
     step gemm_pocl 30 "$payload/bench_gemm" --device "Portable" --sizes 1024 --reps 3
 fi
@@ -58,8 +62,8 @@ fi
 echo
 echo "===== summary ($OUT) ====="
 grep -h "^device:" "$OUT/gemm_gpu.txt" 2>/dev/null | head -1
-for f in gemm_gpu gemm_gpu_tuned gemv_gpu gemm_pocl; do
+for f in gemm_gpu gemm_gpu_tuned gemv_gpu quant_q4_0 quant_q4_k gemm_pocl; do
     [ -f "$OUT/$f.txt" ] || continue
     echo "--- $f"
-    grep -E "^ *[0-9]+ |^q[0-9]|^copy:|^summary|^tuned|^ours:" "$OUT/$f.txt"
+    grep -E "^ *[0-9]+ |^q[0-9]|^copy|^summary|^tuned|^ours:|GB/s" "$OUT/$f.txt"
 done
