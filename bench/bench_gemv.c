@@ -15,8 +15,10 @@
  *
  *  Usage: bench_gemv [--device SEL] [--shapes 4096x4096,11008x4096]
  *                    [--types q4_0,q4_1,q8_0,q4_k,q6_k] [--reps 20]
- *                    [--copy-mb 256] [--rotate-mb 256]
- *  Exit status 1 when a result is wrong or a run fails.
+ *                    [--copy-mb 256] [--rotate-mb 256] [--options OPTS]
+ *  --options ("-DQMM_WGS=128 -DGEMV_ROWS=4") installs those qmatmul
+ *  parameters as the device's override for this run, as a tuned entry
+ *  would be. Exit status 1 when a result is wrong or a run fails.
  */
 #include <math.h>
 #include <stdio.h>
@@ -170,10 +172,40 @@ done:
     return rc;
 }
 
+//  Installs the qmatmul parameters named in OPTIONS ("-DNAME=v ...") as
+//  DEV's tuning override. Returns 0, or -1 with RXQ_E_PARAM in ERR.
+static int
+s_install_options (wrk_device_t *dev, const char *options, cmn_err_t *err)
+{
+    wrk_tune_t t;
+    wrk_tune_for_device (dev, &t);
+    if (wrk_tune_parse_options (&t, WRK_TUNE_QMATMUL, options, err)
+    ||  wrk_tune_validate (&t, err))
+        return -1;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1);
+    msgpack_pack_str (&pk, 7);
+    msgpack_pack_str_body (&pk, "qmatmul", 7);
+    wrk_tune_pack_family (&t, WRK_TUNE_QMATMUL, &pk);
+    msgpack_zone zone;
+    msgpack_zone_init (&zone, 512);
+    msgpack_object obj;
+    size_t off = 0;
+    int rc = msgpack_unpack (sb.data, sb.size, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS
+           ? wrk_tune_set_override (dev, &obj, err)
+           : cmn_err_set (err, RXQ_E_PARAM, "cannot encode the options");
+    msgpack_zone_destroy (&zone);
+    msgpack_sbuffer_destroy (&sb);
+    return rc;
+}
+
 int
 main (int argc, char **argv)
 {
-    const char *selector = NULL, *types = "q4_0,q4_1,q8_0,q4_k,q6_k";
+    const char *selector = NULL, *types = "q4_0,q4_1,q8_0,q4_k,q6_k", *options = NULL;
     int shapes [S_MAX_SHAPES][2] = { { 4096, 4096 }, { 11008, 4096 } }, nshapes = 2, reps = 20;
     uint64_t copy_mb = 256, rotate_mb = 256;
     for (int i = 1; i + 1 < argc + 1; i++) {
@@ -187,6 +219,9 @@ main (int argc, char **argv)
         else
         if (!strcmp (arg, "--types"))
             types = val;
+        else
+        if (!strcmp (arg, "--options"))
+            options = val;
         else
         if (!strcmp (arg, "--reps"))
             reps = atoi (val);
@@ -211,7 +246,8 @@ main (int argc, char **argv)
         }
         else {
             fprintf (stderr, "usage: bench_gemv [--device SEL] [--shapes RxC,...] "
-                     "[--types q4_0,...] [--reps R] [--copy-mb MB] [--rotate-mb MB]\n");
+                     "[--types q4_0,...] [--reps R] [--copy-mb MB] [--rotate-mb MB] "
+                     "[--options OPTS]\n");
             return 2;
         }
         i++;
@@ -231,6 +267,11 @@ main (int argc, char **argv)
     if (!dev) {
         fprintf (stderr, "bench_gemv: %s\n", err.msg);
         return 1;
+    }
+    if (options && s_install_options (dev, options, &err)) {
+        fprintf (stderr, "bench_gemv: --options: %s\n", err.msg);
+        wrk_device_destroy (&dev);
+        return 2;
     }
     const wrk_device_info_t *info = wrk_device_info (dev);
     char qopts [WRK_TUNE_OPTIONS_MAX];

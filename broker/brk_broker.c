@@ -1,6 +1,8 @@
 /*  brk_broker: see brk_broker.h for the loop and proto/rxq-protocol.md for
  *  the messages. Section numbers in comments refer to the protocol. */
 #include "brk_broker.h"
+#include "brk_blobs.h"
+#include "brk_farm.h"
 #include "brk_job.h"
 #include "brk_queue.h"
 #include "brk_store.h"
@@ -43,6 +45,10 @@ typedef struct {
     char *tags;                 // msgpack array of tags (owned), or NULL
     size_t tags_len;            // bytes
     brk_caps_t caps;            // what jobs may require of it
+    brk_weights_t weights;      // models its weight cache holds (6.10), as
+                                // its last READY, HEARTBEAT or DONE said
+    char tune_key [512];        // its device key for tuning entries
+                                // (brk_farm_device_key), "" without a device
     bool quarantined;           // no new leases: it let a job overrun its
                                 // deadline, or its device thread hung
     bool hung;                  // quarantined for a stalled device thread;
@@ -76,6 +82,7 @@ struct _brk_broker_t {
     zsock_t *router;            // the one socket
     zpoller_t *poller;          // on router
     brk_store_t *store;         // Redis
+    brk_blobs_t *blobs;         // blob store, NULL without a data dir
     bool redis_ok;              // false while Redis is unavailable
     int64_t redis_retry_ms;     // monotonic ms of the next reconnect try
     uint64_t epoch;             // this run's epoch (INCR at start)
@@ -117,6 +124,7 @@ brk_config_defaults (brk_config_t *cfg)
     cfg->bind = "tcp://*:5555";
     cfg->redis_url = "redis://127.0.0.1:6379";
     cfg->cluster = "default";
+    cfg->data_dir = NULL;
     cfg->heartbeat_ms = RXQ_HEARTBEAT_MS_DEFAULT;
     cfg->liveness = RXQ_LIVENESS_DEFAULT;
     cfg->max_attempts = 3;
@@ -232,12 +240,31 @@ s_invalid (brk_broker_t *self, zframe_t *identity, const char *what, const char 
 //  ---------------------------------------------------------------------
 //  Jobs: events, persistence, transitions
 
+//  Marks JOB as changed in this batch. Its record is written once, at the
+//  flush, with whatever state it has reached by then: a job submitted and
+//  leased in the same batch costs one HSET and one ZADD, not two of each.
+//  Its events are already in the pipeline ahead of that write; a broker
+//  that dies half-way through writing a batch may so leave an event whose
+//  state change is not in the job's hash, and recovery then treats the job
+//  by the hash (requeueing a lease, say), which is the safe side.
 static void
 s_touch (brk_broker_t *self, brk_job_t *job, bool with_params)
 {
-    brk_job_persist (job, self->store, self->prefix, with_params);
-    if (!zlist_exists (self->touched, job))
+    job->batch_params |= with_params;
+    if (!job->in_batch) {
+        job->in_batch = true;
         zlist_append (self->touched, job);
+    }
+}
+
+//  Appends the record of every job changed in this batch.
+static void
+s_write_touched (brk_broker_t *self)
+{
+    for (brk_job_t *job = zlist_first (self->touched); job; job = zlist_next (self->touched)) {
+        brk_job_persist (job, self->store, self->prefix, job->batch_params);
+        job->batch_params = false;
+    }
 }
 
 //  Records event TYPE for JOB: appended to its Redis stream and sent as a
@@ -411,6 +438,7 @@ s_undo_batch (brk_broker_t *self)
                         "persisted; try again later");
         brk_job_t *job = a->job;
         zlist_remove (self->touched, job);
+        job->in_batch = false;
         if (job->queued_in_lane)
             brk_queue_remove (self->queue, job);
         s_forget_job (self, job);
@@ -419,8 +447,10 @@ s_undo_batch (brk_broker_t *self)
         self->stats.submitted--;
     }
     brk_job_t *job;
-    while ((job = zlist_pop (self->touched)))
+    while ((job = zlist_pop (self->touched))) {
         job->dirty = true;
+        job->in_batch = false;
+    }
 }
 
 static void
@@ -465,6 +495,7 @@ s_commit_batch (brk_broker_t *self)
     brk_job_t *job;
     while ((job = zlist_pop (self->touched))) {
         job->dirty = false;
+        job->in_batch = false;
         if (brk_state_terminal (job->state)) {
             s_notify_final (self, job);
             s_forget_job (self, job);
@@ -489,6 +520,8 @@ s_flush (brk_broker_t *self)
     if (brk_store_pending (self->store) == 0 && zlist_size (self->touched) == 0
     &&  zlist_size (self->acks) == 0 && zlist_size (self->outbox) == 0)
         return;
+    if (self->redis_ok)
+        s_write_touched (self);
     int rc = self->redis_ok ? brk_store_flush (self->store) : -1;
     if (rc == 0)
         s_commit_batch (self);
@@ -506,6 +539,86 @@ s_sync_point (brk_broker_t *self)
 {
     s_flush (self);
     return self->redis_ok;
+}
+
+//  ---------------------------------------------------------------------
+//  The benchmark farm (brk_farm.h)
+
+//  A TUNING message (6.9) to W with body B.
+static zmsg_t *
+s_tuning_msg (s_worker_t *w, const char *b, size_t len)
+{
+    zmsg_t *m = zmsg_new ();
+    uint8_t c = RXQ_CMD_TUNING;
+    zmsg_append (m, &(zframe_t *) { zframe_dup (w->identity) });
+    zmsg_addmem (m, "", 0);
+    zmsg_addstr (m, RXQ_PROTO_WORKER);
+    zmsg_addmem (m, &c, 1);
+    zmsg_addmem (m, b, len);
+    w->last_send_ms = s_now ();
+    return m;
+}
+
+//  Appends what succeeded farm JOB writes (its record, or its tuning
+//  entry) to the batch. A new tuning entry also goes to the live workers
+//  with that device once the batch is written: it waits in the outbox,
+//  which a failed flush withdraws with everything else.
+static void
+s_farm_write (brk_broker_t *self, brk_job_t *job)
+{
+    if (job->state != BRK_SUCCEEDED || !brk_farm_writes (job->kind))
+        return;
+    char key [512];
+    cmn_err_t err = { 0 };
+    if (brk_farm_persist (self->store, self->prefix, job, key, sizeof key, &err)) {
+        cmn_log_warn ("%s; nothing stored for it", err.msg);
+        return;
+    }
+    if (!key [0])
+        return;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    if (brk_farm_tuning_body (job, &sb, &err) == 0)
+        for (s_worker_t *w = zhashx_first (self->workers); w; w = zhashx_next (self->workers))
+            if (strcmp (w->tune_key, key) == 0)
+                s_send_later (self, s_tuning_msg (w, sb.data, sb.size));
+    msgpack_sbuffer_destroy (&sb);
+    cmn_log_info ("tuning entry for '%s' stored from job %s", key, job->id);
+}
+
+//  A job whose batch failed is written again; a farm job's record too.
+static void
+s_rewrite (brk_broker_t *self, brk_job_t *job)
+{
+    s_touch (self, job, true);
+    s_farm_write (self, job);
+}
+
+//  Sends a registering worker the tuning entry stored for its device, if
+//  any (6.9). Needs a synchronous read: READY is rare, and the entry must
+//  reach the worker before its first JOB (both go on the same connection,
+//  and leases are sent only after this turn's batch).
+static void
+s_tuning_on_ready (brk_broker_t *self, s_worker_t *w)
+{
+    if (!w->tune_key [0] || !s_sync_point (self))
+        return;
+    char *body = NULL;
+    size_t len = 0;
+    cmn_err_t err = { 0 };
+    int rc = brk_farm_tune_get (self->store, self->prefix, w->tune_key, &body, &len, &err);
+    if (rc < 0) {
+        cmn_log_warn ("worker %s (%s): no tuning entry sent: %s", w->id, w->name, err.msg);
+        if (!brk_store_ok (self->store))
+            s_redis_lost (self);
+    }
+    else
+    if (rc == 0) {
+        s_send_now (self, s_tuning_msg (w, body, len));
+        cmn_log_info ("worker %s (%s): sent the tuning entry for '%s'", w->id, w->name,
+                      w->tune_key);
+    }
+    free (body);
 }
 
 //  ---------------------------------------------------------------------
@@ -676,25 +789,78 @@ s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
 
 //  Leases queued jobs to workers with free capacity, one job per worker
 //  per round so load spreads, until no worker can take another.
+//  True when W could take JOB now: a free slot, not quarantined, runs its
+//  kind and meets its requirement.
+static bool
+s_worker_can_take (s_worker_t *w, brk_job_t *job)
+{
+    return zlist_size (w->jobs) + zlist_size (w->zombies) < w->capacity && !w->quarantined
+        && s_worker_runs (w, job->kind) && brk_route_match (&job->require, &w->caps);
+}
+
+//  6.10: the worker that should run JOB, which FIRST popped. For a job
+//  whose `model` names a blob, while some worker advertises weights: the
+//  free worker that can take it with the best brk_route_score (holding
+//  the model, then free device memory, then idle); FIRST keeps it on a
+//  tie. Other jobs stay with FIRST.
+static s_worker_t *
+s_affinity (brk_broker_t *self, s_worker_t *first, brk_job_t *job, bool any_weights)
+{
+    char model [65];
+    if (!any_weights || !brk_route_job_model (job->params, job->params_len, model))
+        return first;
+    s_worker_t *best = first;
+    uint64_t best_score = brk_route_score (model, &first->caps, &first->weights,
+                                           zlist_size (first->jobs));
+    for (s_worker_t *w = zhashx_first (self->workers); w; w = zhashx_next (self->workers)) {
+        if (w == first || !s_worker_can_take (w, job))
+            continue;
+        uint64_t score = brk_route_score (model, &w->caps, &w->weights, zlist_size (w->jobs));
+        if (score > best_score) {
+            best = w;
+            best_score = score;
+        }
+    }
+    if (best != first)
+        cmn_log_debug ("job %s on model %.16s... goes to %s (%s) rather than %s: %s", job->id,
+                       model, best->id, best->name, first->id,
+                       brk_weights_holds (&best->weights, model) ? "it holds the model"
+                                                                 : "more free memory or idle");
+    return best;
+}
+
 static void
 s_dispatch (brk_broker_t *self)
 {
     if (!self->redis_ok || brk_queue_size (self->queue) == 0)
         return;
+    //  A snapshot of the workers, so that s_affinity may walk the table
+    //  while we do.
+    size_t n = zhashx_size (self->workers), i = 0;
+    s_worker_t **ws = n ? malloc (n * sizeof *ws) : NULL;
+    if (!ws)
+        return;
+    bool any_weights = false;
+    for (s_worker_t *w = zhashx_first (self->workers); w; w = zhashx_next (self->workers)) {
+        ws [i++] = w;
+        any_weights |= w->weights.n > 0;
+    }
     bool progress = true;
     while (progress && brk_queue_size (self->queue) > 0) {
         progress = false;
-        for (s_worker_t *w = zhashx_first (self->workers); w; w = zhashx_next (self->workers)) {
+        for (i = 0; i < n; i++) {
+            s_worker_t *w = ws [i];
             if (zlist_size (w->jobs) + zlist_size (w->zombies) >= w->capacity || w->quarantined)
                 continue;
             brk_job_t *job = brk_queue_pop (self->queue, (const char *const *) w->kinds,
                                             w->nkinds, &w->caps);
             if (job) {
-                s_lease (self, w, job);
+                s_lease (self, s_affinity (self, w, job, any_weights), job);
                 progress = true;
             }
         }
     }
+    free (ws);
 }
 
 //  ---------------------------------------------------------------------
@@ -839,6 +1005,12 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
     if (tags)
         s_copy_msgpack (tags, &w->tags, &w->tags_len);
     brk_caps_parse (&w->caps, device, tags);
+    const msgpack_object *weights = cmn_codec_find (body, "weights");
+    if (weights)
+        brk_weights_parse (&w->weights, weights, NULL);
+    snprintf (w->caps.id, sizeof w->caps.id, "%s", w->id);
+    snprintf (w->caps.name, sizeof w->caps.name, "%s", w->name);
+    brk_farm_device_key (device, w->tune_key, sizeof w->tune_key);
     w->last_recv_ms = w->last_send_ms = s_now ();
     zhashx_insert (self->workers, w->id, w);
     cmn_log_info ("worker %s (%s) ready: %zu kind(s), capacity %" PRIu64, w->id, w->name,
@@ -847,6 +1019,7 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
         s_reclaim (self, w, jobs);
     //  A heartbeat tells the worker it is registered.
     s_worker_send (self, w, RXQ_CMD_HEARTBEAT, NULL, false);
+    s_tuning_on_ready (self, w);
 }
 
 //  Finds the job a PROGRESS or DONE names and checks the lease is current
@@ -878,6 +1051,9 @@ s_current_lease (brk_broker_t *self, s_worker_t *w, const msgpack_object *body,
     return job;
 }
 
+//  Kind-specific fields of a PROGRESS forwarded with it (6.5).
+#define PROGRESS_MAX_EXTRA 8
+
 static void
 s_on_progress (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
 {
@@ -898,7 +1074,20 @@ s_on_progress (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
     cmn_pack_kv_uint (&x.pk, "attempt", attempt);
     cmn_pack_kv_double (&x.pk, "fraction", fraction);
     cmn_pack_kv_str (&x.pk, "message", message);
-    s_event (self, job, "progress", &x, 3);
+    //  Kind-specific fields (6.5) travel on unchanged, at most
+    //  PROGRESS_MAX_EXTRA of them (generate's streamed text, for one).
+    uint32_t n = 3;
+    for (uint32_t i = 0; i < body->via.map.size && n < 3 + PROGRESS_MAX_EXTRA; i++) {
+        const msgpack_object_kv *kv = &body->via.map.ptr [i];
+        if (cmn_codec_str_eq (&kv->key, "id") || cmn_codec_str_eq (&kv->key, "attempt")
+        ||  cmn_codec_str_eq (&kv->key, "fraction") || cmn_codec_str_eq (&kv->key, "message")
+        ||  kv->key.type != MSGPACK_OBJECT_STR)
+            continue;
+        msgpack_pack_object (&x.pk, kv->key);
+        msgpack_pack_object (&x.pk, kv->val);
+        n++;
+    }
+    s_event (self, job, "progress", &x, n);
     msgpack_sbuffer_destroy (&x.sb);
 }
 
@@ -940,6 +1129,7 @@ s_on_done (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
             brk_job_set_bytes (&job->result, &job->result_len, "\x80", 1);
         brk_job_set_error (job, 0, NULL);
         s_finish (self, job, BRK_SUCCEEDED);
+        s_farm_write (self, job);
         return;
     }
     uint64_t code = RXQ_E_INTERNAL;
@@ -1037,6 +1227,10 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
         return;
     }
     w->last_recv_ms = s_now ();
+    //  6.10: HEARTBEAT and DONE may say what its weight cache holds now.
+    const msgpack_object *weights = cmn_codec_find (body, "weights");
+    if (weights && (cmd == RXQ_CMD_HEARTBEAT || cmd == RXQ_CMD_DONE))
+        brk_weights_parse (&w->weights, weights, NULL);
     if (cmd == RXQ_CMD_DONE && w->quarantined && !w->hung) {
         //  Its device thread came back: it can take work again.
         cmn_log_info ("worker %s (%s) reported again; quarantine lifted", w->id, w->name);
@@ -1167,6 +1361,30 @@ s_submit_existing (brk_broker_t *self, zframe_t *identity, uint64_t req, const c
     brk_job_destroy (&temp);
 }
 
+//  Section 9.5: a `model` parameter that names a blob must name one in the
+//  store, so a job is refused at once rather than failing on a worker;
+//  each job naming a blob counts in its `refs` (docs/redis.md). A path
+//  (anything that is not 64 hex digits) is the worker's business.
+static int
+s_check_blobs (brk_broker_t *self, const msgpack_object *params, cmn_err_t *err)
+{
+    const msgpack_object *model = params ? cmn_codec_find (params, "model") : NULL;
+    if (!model || model->type != MSGPACK_OBJECT_STR
+    ||  !cmn_blob_name_valid (model->via.str.ptr, model->via.str.size))
+        return 0;
+    char hash [CMN_BLOB_HEX_LEN + 1];
+    memcpy (hash, model->via.str.ptr, CMN_BLOB_HEX_LEN);
+    hash [CMN_BLOB_HEX_LEN] = 0;
+    if (!self->blobs)
+        return cmn_err_set (err, RXQ_E_UNSUPPORTED, "parameter 'model' names a blob, but this "
+                            "broker keeps no blobs: start rxq-broker with --data-dir DIR");
+    if (!brk_blobs_has (self->blobs, hash, NULL))
+        return cmn_err_set (err, RXQ_E_NOTFOUND, "parameter 'model' names blob %s, which is "
+                            "not in the broker's store (upload it with: rxq put FILE)", hash);
+    brk_blobs_ref (self->blobs, hash);
+    return 0;
+}
+
 static void
 s_on_submit (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_object *body)
 {
@@ -1214,6 +1432,10 @@ s_on_submit (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
     }
     if (max_attempts < 1 || max_attempts > 100) {
         s_client_error (self, identity, req, RXQ_E_PARAM, "max_attempts must be between 1 and 100");
+        return;
+    }
+    if (s_check_blobs (self, params, &err)) {
+        s_client_error (self, identity, req, err.code, err.msg);
         return;
     }
     if (!self->redis_ok) {
@@ -1549,7 +1771,7 @@ s_on_workers (brk_broker_t *self, zframe_t *identity, uint64_t req)
     msgpack_pack_array (&b.pk, zhashx_size (self->workers));
     int64_t now = s_now (), unix_now = s_unix_ms ();
     for (s_worker_t *w = zhashx_first (self->workers); w; w = zhashx_next (self->workers)) {
-        msgpack_pack_map (&b.pk, 9);
+        msgpack_pack_map (&b.pk, 10);
         cmn_pack_kv_str (&b.pk, "id", w->id);
         cmn_pack_kv_str (&b.pk, "name", w->name);
         cmn_pack_kv_str (&b.pk, "state", w->quarantined ? "quarantined"
@@ -1574,6 +1796,37 @@ s_on_workers (brk_broker_t *self, zframe_t *identity, uint64_t req)
         else
             msgpack_pack_array (&b.pk, 0);
         cmn_pack_kv_uint (&b.pk, "last_seen_ms", (uint64_t) (unix_now - (now - w->last_recv_ms)));
+        cmn_pack_key (&b.pk, "weights");
+        msgpack_pack_array (&b.pk, w->weights.n);
+        for (size_t i = 0; i < w->weights.n; i++)
+            cmn_pack_cstr (&b.pk, w->weights.model [i]);
+    }
+    s_send_now (self, s_msg (identity, RXQ_PROTO_CLIENT, RXQ_CMD_FINAL, &b));
+}
+
+//  RECORDS (5.10): a page of the farm's benchmark records.
+static void
+s_on_records (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_object *body)
+{
+    brk_farm_query_t q;
+    cmn_err_t err = { 0 };
+    if (brk_farm_query_parse (&q, body, &err)) {
+        s_client_error (self, identity, req, err.code, err.msg);
+        return;
+    }
+    if (!s_sync_point (self)) {
+        s_client_error (self, identity, req, RXQ_E_UNAVAILABLE,
+                        "Redis is unavailable; cannot read benchmark records");
+        return;
+    }
+    s_body_t b;
+    s_body_init (&b);
+    if (brk_farm_read (self->store, self->prefix, &q, req, &b.sb, &err)) {
+        msgpack_sbuffer_destroy (&b.sb);
+        if (!brk_store_ok (self->store))
+            s_redis_lost (self);
+        s_client_error (self, identity, req, err.code, err.msg);
+        return;
     }
     s_send_now (self, s_msg (identity, RXQ_PROTO_CLIENT, RXQ_CMD_FINAL, &b));
 }
@@ -1599,6 +1852,7 @@ s_on_client (brk_broker_t *self, zframe_t *identity, int cmd, const msgpack_obje
         case RXQ_CMD_LIST:    s_on_list (self, identity, req, body); break;
         case RXQ_CMD_WORKERS: s_on_workers (self, identity, req); break;
         case RXQ_CMD_RETRY:   s_on_retry (self, identity, req, body); break;
+        case RXQ_CMD_RECORDS: s_on_records (self, identity, req, body); break;
         case RXQ_CMD_HEARTBEAT: break;
         default: {
             char msg [96];
@@ -1678,6 +1932,21 @@ s_on_message (brk_broker_t *self, zmsg_t *msg)
             s_client_error (self, identity, 0, err.code, err.msg);
         goto done;
     }
+    if (is_client && (cmd == RXQ_CMD_BLOB_PUT || cmd == RXQ_CMD_BLOB_DATA
+                  ||  cmd == RXQ_CMD_BLOB_GET)) {
+        //  Section 9: the blob store; its data frame follows the body.
+        zframe_t *data = zmsg_pop (msg);
+        if (self->blobs)
+            brk_blobs_request (self->blobs, self->router, identity, cmd, &body.root, data);
+        else {
+            uint64_t req = 0;
+            cmn_codec_get_uint (&body.root, "req", &req, NULL);
+            s_client_error (self, identity, req, RXQ_E_UNSUPPORTED, "this broker keeps no "
+                            "blobs: start rxq-broker with --data-dir DIR");
+        }
+        zframe_destroy (&data);
+    }
+    else
     if (is_client)
         s_on_client (self, identity, cmd, &body.root);
     else {
@@ -1819,7 +2088,7 @@ s_timers (brk_broker_t *self)
     if (self->redis_ok)
         for (brk_job_t *j = zhashx_first (self->jobs); j; j = zhashx_next (self->jobs))
             if (j->dirty)
-                s_touch (self, j, true);
+                s_rewrite (self, j);
     //  Redis away: try again, and write what piled up once it is back.
     if (!self->redis_ok && now >= self->redis_retry_ms) {
         if (brk_store_reconnect (self->store) == 0) {
@@ -1827,7 +2096,7 @@ s_timers (brk_broker_t *self)
             self->redis_ok = true;
             for (brk_job_t *j = zhashx_first (self->jobs); j; j = zhashx_next (self->jobs))
                 if (j->dirty)
-                    s_touch (self, j, true);
+                    s_rewrite (self, j);
         }
         else
             self->redis_retry_ms = now + 1000;
@@ -1952,6 +2221,13 @@ brk_broker_new (const brk_config_t *cfg, cmn_err_t *err)
         return NULL;
     }
     self->redis_ok = true;
+    if (cfg->data_dir) {
+        self->blobs = brk_blobs_new (cfg->data_dir, self->store, self->prefix, err);
+        if (!self->blobs) {
+            brk_broker_destroy (&self);
+            return NULL;
+        }
+    }
     if (s_recover (self, err)) {
         brk_broker_destroy (&self);
         return NULL;
@@ -2027,6 +2303,7 @@ brk_broker_destroy (brk_broker_t **self_p)
     zhashx_destroy (&self->keys);
     zhashx_destroy (&self->jobs);
     brk_queue_destroy (&self->queue);
+    brk_blobs_destroy (&self->blobs);
     brk_store_destroy (&self->store);
     free (self);
     *self_p = NULL;
@@ -2052,6 +2329,8 @@ brk_broker_step (brk_broker_t *self, int timeout_ms)
         zmsg_destroy (&msg);
     }
     s_timers (self);
+    if (self->blobs)
+        brk_blobs_tick (self->blobs);
     s_dispatch (self);
     s_flush (self);
 }

@@ -43,6 +43,9 @@ typedef struct {
     int backoff_max_ms;         // cap on the retry delay
     int hang_ms;                // a worker whose device thread shows no life
                                 // this long while running a job is hung
+    const char *data_dir;       // blob store directory (brk_blobs); NULL:
+                                // the broker keeps no blobs and refuses
+                                // BLOB_* requests with RXQ_E_UNSUPPORTED
 } brk_config_t;
 
 typedef struct _brk_broker_t brk_broker_t;

@@ -76,6 +76,8 @@ struct _brk_job_t {
     int64_t abort_sent_ms;              // monotonic ms an ABORT for the
                                         // deadline was sent, 0 none
     bool dirty;                         // in-memory state not yet in Redis
+    bool in_batch;                      // in the broker's touched list
+    bool batch_params;                  // its batch write carries the params
     char reason [160];                  // why it waits, for STATUS
     zlist_t *watchers;                  // brk_watcher_t *, owned
     brk_job_t *prev, *next;             // links in its queue lane

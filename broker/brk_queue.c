@@ -27,7 +27,7 @@ struct _brk_queue_t {
 static void
 s_group_key (const brk_job_t *job, char *key, size_t size)
 {
-    char req [256];
+    char req [512];             // brk_require_key of the longest requirement fits
     brk_require_key (&job->require, req, sizeof req);
     snprintf (key, size, "%s\x1f%s", job->kind, req);
 }
@@ -70,7 +70,7 @@ brk_queue_push (brk_queue_t *self, brk_job_t *job)
 {
     assert (!job->queued_in_lane);
     assert (job->priority <= RXQ_PRIORITY_MAX);
-    char key [400];
+    char key [600];
     s_group_key (job, key, sizeof key);
     s_kind_t *k = zhashx_lookup (self->kinds, key);
     if (!k) {
@@ -109,7 +109,7 @@ void
 brk_queue_remove (brk_queue_t *self, brk_job_t *job)
 {
     assert (job->queued_in_lane);
-    char key [400];
+    char key [600];
     s_group_key (job, key, sizeof key);
     s_kind_t *k = zhashx_lookup (self->kinds, key);
     assert (k);

@@ -38,16 +38,17 @@ brk_require_parse (brk_require_t *req, const msgpack_object *map, cmn_err_t *err
         const msgpack_object *k = &map->via.map.ptr [i].key;
         if (!cmn_codec_str_eq (k, "vendor") && !cmn_codec_str_eq (k, "type")
         &&  !cmn_codec_str_eq (k, "min_global_mem") && !cmn_codec_str_eq (k, "opencl_c")
-        &&  !cmn_codec_str_eq (k, "tag"))
+        &&  !cmn_codec_str_eq (k, "tag") && !cmn_codec_str_eq (k, "worker"))
             return cmn_err_set (err, RXQ_E_PARAM, "unknown requirement (known: vendor, type, "
-                                "min_global_mem, opencl_c, tag)");
+                                "min_global_mem, opencl_c, tag, worker)");
     }
     char clc [32] = "";
     if (cmn_codec_get_cstr (map, "vendor", req->vendor, sizeof req->vendor, err) < 0
     ||  cmn_codec_get_cstr (map, "type", req->type, sizeof req->type, err) < 0
     ||  cmn_codec_get_uint (map, "min_global_mem", &req->min_global_mem, err) < 0
     ||  cmn_codec_get_cstr (map, "opencl_c", clc, sizeof clc, err) < 0
-    ||  cmn_codec_get_cstr (map, "tag", req->tag, sizeof req->tag, err) < 0) {
+    ||  cmn_codec_get_cstr (map, "tag", req->tag, sizeof req->tag, err) < 0
+    ||  cmn_codec_get_cstr (map, "worker", req->worker, sizeof req->worker, err) < 0) {
         if (err)
             err->code = RXQ_E_PARAM;
         return -1;
@@ -66,14 +67,14 @@ bool
 brk_require_empty (const brk_require_t *req)
 {
     return !req->vendor [0] && !req->type [0] && !req->min_global_mem && !req->opencl_c
-        && !req->tag [0];
+        && !req->tag [0] && !req->worker [0];
 }
 
 void
 brk_require_pack (const brk_require_t *req, msgpack_packer *pk)
 {
     uint32_t n = (req->vendor [0] != 0) + (req->type [0] != 0) + (req->min_global_mem != 0)
-               + (req->opencl_c != 0) + (req->tag [0] != 0);
+               + (req->opencl_c != 0) + (req->tag [0] != 0) + (req->worker [0] != 0);
     msgpack_pack_map (pk, n);
     if (req->vendor [0])
         cmn_pack_kv_str (pk, "vendor", req->vendor);
@@ -88,6 +89,8 @@ brk_require_pack (const brk_require_t *req, msgpack_packer *pk)
     }
     if (req->tag [0])
         cmn_pack_kv_str (pk, "tag", req->tag);
+    if (req->worker [0])
+        cmn_pack_kv_str (pk, "worker", req->worker);
 }
 
 void
@@ -103,8 +106,8 @@ brk_require_key (const brk_require_t *req, char *out, size_t size)
     for (i = 0; req->vendor [i] && i + 1 < sizeof vendor; i++)
         vendor [i] = (char) tolower ((unsigned char) req->vendor [i]);
     vendor [i] = 0;
-    snprintf (out, size, "v=%s;t=%s;m=%" PRIu64 ";c=%u;g=%s", vendor, req->type,
-              req->min_global_mem, req->opencl_c, req->tag);
+    snprintf (out, size, "v=%s;t=%s;m=%" PRIu64 ";c=%u;g=%s;w=%s", vendor, req->type,
+              req->min_global_mem, req->opencl_c, req->tag, req->worker);
 }
 
 void
@@ -124,6 +127,8 @@ brk_require_describe (const brk_require_t *req, char *out, size_t size)
         APPEND ("%sopencl_c>=%u.%u", n ? ", " : "", req->opencl_c / 10, req->opencl_c % 10);
     if (req->tag [0])
         APPEND ("%stag=%s", n ? ", " : "", req->tag);
+    if (req->worker [0])
+        APPEND ("%sworker=%s", n ? ", " : "", req->worker);
 #undef APPEND
 }
 
@@ -178,5 +183,94 @@ brk_route_match (const brk_require_t *req, const brk_caps_t *caps)
         if (!found)
             return false;
     }
+    if (req->worker [0] && strcmp (req->worker, caps->id) != 0
+    &&  strcmp (req->worker, caps->name) != 0)
+        return false;
     return true;
+}
+
+//  ---------------------------------------------------------------------
+//  Weights and affinity (proto 6.10)
+
+static bool
+s_hex64 (const char *s, size_t n)
+{
+    if (n != 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s [i] >= '0' && s [i] <= '9') || (s [i] >= 'a' && s [i] <= 'f')))
+            return false;
+    return true;
+}
+
+int
+brk_weights_parse (brk_weights_t *w, const msgpack_object *array, cmn_err_t *err)
+{
+    w->n = 0;
+    w->bytes = 0;
+    if (!array || array->type != MSGPACK_OBJECT_ARRAY)
+        return cmn_err_set (err, RXQ_E_PROTO, "field 'weights' must be an array");
+    for (uint32_t i = 0; i < array->via.array.size; i++) {
+        const msgpack_object *e = &array->via.array.ptr [i];
+        const char *model = NULL;
+        size_t len = 0;
+        uint64_t bytes = 0;
+        if (e->type != MSGPACK_OBJECT_MAP
+        ||  cmn_codec_get_str (e, "model", &model, &len, NULL) != 0 || !s_hex64 (model, len))
+            continue;
+        cmn_codec_get_uint (e, "bytes", &bytes, NULL);
+        w->bytes += bytes;
+        char name [65];
+        memcpy (name, model, 64);
+        name [64] = 0;
+        if (brk_weights_holds (w, name) || w->n == BRK_WEIGHTS_MAX)
+            continue;
+        memcpy (w->model [w->n++], name, 65);
+    }
+    return 0;
+}
+
+bool
+brk_weights_holds (const brk_weights_t *w, const char *model)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (memcmp (w->model [i], model, 64) == 0)
+            return true;
+    return false;
+}
+
+uint64_t
+brk_route_score (const char *model, const brk_caps_t *caps, const brk_weights_t *weights,
+                 size_t leased)
+{
+    //  Bit 63: holds the model. Bits 1..62: free device memory in KiB
+    //  (capped). Bit 0: idle.
+    uint64_t score = 0;
+    if (model && weights && brk_weights_holds (weights, model))
+        score |= 1ull << 63;
+    uint64_t held = weights ? weights->bytes : 0;
+    uint64_t free_kib = caps->global_mem > held ? (caps->global_mem - held) >> 10 : 0;
+    if (free_kib > (1ull << 61))
+        free_kib = 1ull << 61;
+    score |= free_kib << 1;
+    score |= leased == 0;
+    return score;
+}
+
+bool
+brk_route_job_model (const char *params, size_t len, char model [65])
+{
+    if (!params || len == 0)
+        return false;
+    cmn_body_t body;
+    if (cmn_body_decode (&body, params, len, &cmn_codec_limits_default, NULL) != 0)
+        return false;
+    const msgpack_object *m = cmn_codec_find (&body.root, "model");
+    bool found = m && m->type == MSGPACK_OBJECT_STR && s_hex64 (m->via.str.ptr, m->via.str.size);
+    if (found) {
+        memcpy (model, m->via.str.ptr, 64);
+        model [64] = 0;
+    }
+    cmn_body_free (&body);
+    return found;
 }

@@ -26,6 +26,8 @@ s_usage (FILE *out)
         "  --hang-ms N          a worker whose device thread shows no life for N ms while\n"
         "                       running a job is hung: its jobs are requeued and it gets\n"
         "                       no new ones until it recovers (default 120000)\n"
+        "  --data-dir DIR       keep the blob store (rxq put/get, model files) under\n"
+        "                       DIR/blobs (env RXQ_DATA_DIR; default: no blob store)\n"
         "  --log-level LEVEL    error, warn, info or debug (env RXQ_LOG_LEVEL; default info)\n"
         "  --help, --version\n"
         "\n"
@@ -45,12 +47,14 @@ main (int argc, char **argv)
         { "max-attempts", required_argument, 0, 'm' },
         { "hang-ms", required_argument, 0, 'g' },
         { "log-level", required_argument, 0, 'l' },
+        { "data-dir", required_argument, 0, 'D' },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 }
     };
     const char *bind = NULL, *redis = NULL, *cluster = NULL, *level = NULL;
     const char *hb = NULL, *liveness = NULL, *attempts = NULL, *hang = NULL;
+    const char *data_dir = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long (argc, argv, "", options, NULL)) != -1) {
@@ -63,6 +67,7 @@ main (int argc, char **argv)
             case 'm': attempts = optarg; break;
             case 'g': hang = optarg; break;
             case 'l': level = optarg; break;
+            case 'D': data_dir = optarg; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("rxq-broker %s\n", RXQ_VERSION); return 0;
             default:
@@ -80,6 +85,7 @@ main (int argc, char **argv)
     cfg.bind = cmn_config_str (bind, "RXQ_BIND", cfg.bind);
     cfg.redis_url = cmn_config_str (redis, "RXQ_REDIS", cfg.redis_url);
     cfg.cluster = cmn_config_str (cluster, "RXQ_CLUSTER", cfg.cluster);
+    cfg.data_dir = cmn_config_str (data_dir, "RXQ_DATA_DIR", NULL);
     level = cmn_config_str (level, "RXQ_LOG_LEVEL", "info");
     int lv = cmn_log_level_parse (level);
     cmn_err_t err = { 0 };

@@ -278,7 +278,7 @@ rxq_client_request (rxq_client_t *self, int command, const void *body, size_t si
                     cmn_body_t *final, cmn_err_t *err)
 {
     assert (self && final);
-    assert (command >= RXQ_CMD_SUBMIT && command <= RXQ_CMD_RETRY);
+    assert (command >= RXQ_CMD_SUBMIT && command <= RXQ_CMD_RECORDS);
     self->broker_error = false;
     if (timeout_ms <= 0)
         timeout_ms = RXQ_CLIENT_TIMEOUT_MS_DEFAULT;

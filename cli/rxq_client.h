@@ -55,7 +55,7 @@ void rxq_client_set_heartbeat (rxq_client_t *self, int interval_ms, int liveness
 //  RXQ_E_UNREACHABLE; -1 (the default) waits for ever.
 void rxq_client_set_stream_timeout (rxq_client_t *self, int timeout_ms);
 
-//  Sends request COMMAND (RXQ_CMD_SUBMIT ... RXQ_CMD_RETRY) with BODY, the
+//  Sends request COMMAND (RXQ_CMD_SUBMIT ... RXQ_CMD_RECORDS) with BODY, the
 //  packed msgpack map of its fields other than `req` (SIZE bytes; BODY may
 //  be NULL for an empty map), then waits for its replies. ON_PARTIAL (may
 //  be NULL) is called with ARG for each PARTIAL. TIMEOUT_MS is the silence

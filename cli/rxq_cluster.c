@@ -550,6 +550,11 @@ rxq_cluster_up (const rxq_cluster_opts_t *opts, FILE *out, char *failed, size_t 
         char *argv [] = { (char *) (server && *server ? server : "redis-server"),
                           "--port", port_text, "--bind", "127.0.0.1",
                           "--appendonly", "yes", "--appendfsync", "everysec",
+                          //  The AOF is the durable copy (docs/redis.md);
+                          //  RDB snapshots on top of it would fork and
+                          //  compress the whole data set every minute
+                          //  under load, for nothing.
+                          "--save", "",
                           "--dir", data_dir, "--daemonize", "no", NULL };
         if ((rc = s_spawn (redis, run_dir, argv, err)) != 0)
             goto fail;
@@ -576,7 +581,11 @@ rxq_cluster_up (const rxq_cluster_opts_t *opts, FILE *out, char *failed, size_t 
     char bind [64];
     snprintf (bind, sizeof bind, "tcp://127.0.0.1:%d", opts->port);
     {
-        char *argv [] = { program, "--bind", bind, "--redis", redis_url, NULL };
+        //  The blob store (rxq put / get / quantize) lives in the run dir.
+        char data_dir [PATH_MAX];
+        s_path (data_dir, sizeof data_dir, "%s/data", run_dir);
+        char *argv [] = { program, "--bind", bind, "--redis", redis_url, "--data-dir", data_dir,
+                          NULL };
         if ((rc = s_spawn (broker, run_dir, argv, err)) != 0)
             goto fail;
     }

@@ -3,15 +3,21 @@
  *  the broker through rxq_client, and prints through rxq_print.
  */
 #include "rxq_cmd.h"
+#include "rxq_bench.h"
+#include "rxq_generate.h"
+#include "rxq_optimize.h"
 #include "rxq_client.h"
 #include "rxq_cluster.h"
 #include "rxq_print.h"
+#include "cmn_blob.h"
 #include "cmn_codec.h"
+#include "cmn_xfer.h"
 #include "cmn_kind.h"
 #include "cmn_log.h"
 #include "cmn_proto.h"
 #include <czmq.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -427,11 +433,92 @@ s_cmd_down (s_opts_t *o, int argc, char **argv)
 //  ---------------------------------------------------------------------
 //  rxq submit
 
+//  Requirements given with --require, packed as proto 5.1.2's map.
+typedef struct {
+    const char *vendor, *type, *opencl_c, *tag;
+    uint64_t min_global_mem;
+    bool have_mem;
+} s_require_t;
+
+static size_t
+s_require_count (const s_require_t *r)
+{
+    return (r->vendor != NULL) + (r->type != NULL) + (r->opencl_c != NULL)
+         + (r->tag != NULL) + r->have_mem;
+}
+
+//  Parses one KEY=VALUE of --require into R; returns a usage exit code
+//  after printing the error, or -1 when it was fine.
+static int
+s_require_parse (s_require_t *r, char *arg)
+{
+    char *eq = strchr (arg, '=');
+    if (!eq || eq == arg || !eq [1])
+        return s_error (RXQ_EXIT_USAGE, "--require wants KEY=VALUE, not '%s'", arg);
+    *eq = 0;
+    const char *key = arg, *value = eq + 1;
+    if (strlen (value) > 255)
+        return s_error (RXQ_EXIT_USAGE, "--require %s: value longer than 255 bytes", key);
+    if (!strcmp (key, "vendor"))
+        r->vendor = value;
+    else
+    if (!strcmp (key, "tag"))
+        r->tag = value;
+    else
+    if (!strcmp (key, "type")) {
+        if (strcmp (value, "gpu") && strcmp (value, "cpu") && strcmp (value, "accelerator"))
+            return s_error (RXQ_EXIT_USAGE,
+                            "--require type must be gpu, cpu or accelerator, not '%s'", value);
+        r->type = value;
+    }
+    else
+    if (!strcmp (key, "opencl_c")) {
+        unsigned major, minor;
+        char extra;
+        if (sscanf (value, "%u.%u%c", &major, &minor, &extra) != 2 || major > 9 || minor > 9)
+            return s_error (RXQ_EXIT_USAGE,
+                            "--require opencl_c must be a version such as 1.2, not '%s'", value);
+        r->opencl_c = value;
+    }
+    else
+    if (!strcmp (key, "min_global_mem")) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull (value, &end, 10);
+        unsigned shift = 0;
+        if (*end == 'K' || *end == 'k') shift = 10, end++;
+        else if (*end == 'M' || *end == 'm') shift = 20, end++;
+        else if (*end == 'G' || *end == 'g') shift = 30, end++;
+        if (errno || end == value || *end || value [0] == '-' || n > (UINT64_MAX >> shift))
+            return s_error (RXQ_EXIT_USAGE,
+                            "--require min_global_mem must be bytes (with K, M or G), not '%s'",
+                            value);
+        r->min_global_mem = (uint64_t) n << shift;
+        r->have_mem = true;
+    }
+    else
+        return s_error (RXQ_EXIT_USAGE, "--require: unknown requirement '%s' (known: vendor, "
+                        "type, min_global_mem, opencl_c, tag)", key);
+    return -1;
+}
+
+static void
+s_require_pack (const s_require_t *r, msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, s_require_count (r));
+    if (r->vendor)   cmn_pack_kv_str (pk, "vendor", r->vendor);
+    if (r->type)     cmn_pack_kv_str (pk, "type", r->type);
+    if (r->have_mem) cmn_pack_kv_uint (pk, "min_global_mem", r->min_global_mem);
+    if (r->opencl_c) cmn_pack_kv_str (pk, "opencl_c", r->opencl_c);
+    if (r->tag)      cmn_pack_kv_str (pk, "tag", r->tag);
+}
+
 static void
 s_submit_help (FILE *out)
 {
     fputs ("usage: rxq submit KIND [key=value...] [--priority low|normal|high|0|1|2]\n"
-           "                  [--max-attempts N] [--timeout-ms N] [--key K] [--wait]\n"
+           "                  [--max-attempts N] [--timeout-ms N] [--queue-timeout-ms N]\n"
+           "                  [--require KEY=VALUE...] [--key K] [--wait]\n"
            "\n"
            "Validates KIND and its parameters locally, submits the job and prints its\n"
            "id. With --wait, streams the job's events to stderr and prints its result\n"
@@ -440,6 +527,12 @@ s_submit_help (FILE *out)
            "  --priority P       low (0), normal (1, default) or high (2)\n"
            "  --max-attempts N   failed attempts before the job is dead (1 to 100, default 3)\n"
            "  --timeout-ms N     deadline of one attempt in ms (0: none, the default)\n"
+           "  --queue-timeout-ms N  fail the job if it has not started N ms after\n"
+           "                     submission (0: none, the default)\n"
+           "  --require KEY=VALUE  run only on a worker that offers it; repeatable:\n"
+           "                     vendor=TEXT (substring, any case), type=gpu|cpu|accelerator,\n"
+           "                     min_global_mem=BYTES (K, M, G suffixes: 1024s),\n"
+           "                     opencl_c=X.Y (at least), tag=TAG\n"
            "  --key K            idempotency key: resubmitting with K returns the same job\n"
            "  --wait             wait for the job to end; exit 0 only if it succeeded\n"
            "\n", out);
@@ -451,18 +544,22 @@ s_submit_help (FILE *out)
 static int
 s_cmd_submit (s_opts_t *o, int argc, char **argv)
 {
-    enum { O_PRIORITY = 1, O_MAX_ATTEMPTS, O_TIMEOUT_MS, O_KEY, O_WAIT };
+    enum { O_PRIORITY = 1, O_MAX_ATTEMPTS, O_TIMEOUT_MS, O_KEY, O_WAIT, O_QUEUE_TIMEOUT,
+           O_REQUIRE };
     static const struct option options [] = {
         { "priority", required_argument, NULL, O_PRIORITY },
         { "max-attempts", required_argument, NULL, O_MAX_ATTEMPTS },
         { "timeout-ms", required_argument, NULL, O_TIMEOUT_MS },
         { "key", required_argument, NULL, O_KEY },
         { "wait", no_argument, NULL, O_WAIT },
+        { "queue-timeout-ms", required_argument, NULL, O_QUEUE_TIMEOUT },
+        { "require", required_argument, NULL, O_REQUIRE },
         COMMON_OPTIONS, { NULL, 0, NULL, 0 }
     };
     int priority = -1;
-    uint64_t max_attempts = 0, timeout_ms = 0;
-    bool have_max = false, have_timeout = false, wait = false;
+    uint64_t max_attempts = 0, timeout_ms = 0, queue_timeout_ms = 0;
+    bool have_max = false, have_timeout = false, have_queue_timeout = false, wait = false;
+    s_require_t require = { 0 };
     const char *key = NULL;
     int c;
     while ((c = getopt_long (argc, argv, ":", options, NULL)) != -1) {
@@ -499,6 +596,19 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
             case O_WAIT:
                 wait = true;
                 break;
+            case O_QUEUE_TIMEOUT:
+                if (!s_parse_uint (optarg, 0, UINT32_MAX, &queue_timeout_ms))
+                    return s_error (RXQ_EXIT_USAGE,
+                                    "--queue-timeout-ms must be a number of milliseconds, not '%s'",
+                                    optarg);
+                have_queue_timeout = true;
+                break;
+            case O_REQUIRE: {
+                int code = s_require_parse (&require, optarg);
+                if (code >= 0)
+                    return code;
+                break;
+            }
             case OPT_HELP:
                 s_submit_help (stdout);
                 return RXQ_EXIT_OK;
@@ -538,7 +648,9 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
     msgpack_sbuffer_init (&body);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2 + (priority >= 0) + have_max + have_timeout + (key != NULL) + wait);
+    bool have_require = s_require_count (&require) > 0;
+    msgpack_pack_map (&pk, 2 + (priority >= 0) + have_max + have_timeout + have_queue_timeout
+                           + have_require + (key != NULL) + wait);
     cmn_pack_kv_str (&pk, "kind", kind->name);
     cmn_pack_key (&pk, "params");
     msgpack_pack_map (&pk, (size_t) nparams);
@@ -550,6 +662,12 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
         cmn_pack_kv_uint (&pk, "max_attempts", max_attempts);
     if (have_timeout)
         cmn_pack_kv_uint (&pk, "timeout_ms", timeout_ms);
+    if (have_queue_timeout)
+        cmn_pack_kv_uint (&pk, "queue_timeout_ms", queue_timeout_ms);
+    if (have_require) {
+        cmn_pack_key (&pk, "require");
+        s_require_pack (&require, &pk);
+    }
     if (key)
         cmn_pack_kv_str (&pk, "key", key);
     if (wait)
@@ -864,6 +982,454 @@ s_cmd_workers (s_opts_t *o, int argc, char **argv)
 }
 
 //  ---------------------------------------------------------------------
+//  rxq put / rxq get: the blob store (proto section 9, docs/store.md)
+
+//  Reports a failed transfer and returns its exit code.
+static int
+s_xfer_failed (cmn_xfer_t *xfer, const cmn_err_t *err)
+{
+    if (err->code == RXQ_E_UNREACHABLE)
+        return s_error (RXQ_EXIT_UNREACHABLE, "%s", err->msg);
+    if (cmn_xfer_error_from_broker (xfer) && err->code != RXQ_E_IO_HASH)
+        return s_error (RXQ_EXIT_BROKER, "%s", err->msg);
+    return s_error (RXQ_EXIT_IO, "%s", err->msg);
+}
+
+static cmn_xfer_t *
+s_xfer_connect (s_opts_t *o, int *code)
+{
+    cmn_err_t err;
+    cmn_xfer_t *xfer = cmn_xfer_new (o->broker, &err);
+    if (!xfer)
+        *code = s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+    else
+        cmn_xfer_set_timeout (xfer, o->timeout_ms);
+    return xfer;
+}
+
+static const char *s_put_help =
+"usage: rxq put FILE\n"
+"\n"
+"Uploads FILE to the broker's blob store and prints its name, the SHA-256\n"
+"of its bytes (64 hex digits), on stdout. The file is hashed first; when\n"
+"the store already has that blob nothing is sent. Chunks of 1 MiB go with\n"
+"credit-based flow control, so files of any size stream through. With\n"
+"--json: {\"hash\", \"size\", \"uploaded\"}.\n"
+"\n"
+"Exit: 0 stored; 2 the broker refused (no blob store, hash mismatch because\n"
+"FILE changed while it was sent); 3 broker unreachable; 5 FILE unreadable;\n"
+"64 usage.\n";
+
+static int
+s_cmd_put (s_opts_t *o, int argc, char **argv)
+{
+    static const struct option options [] = { COMMON_OPTIONS, { NULL, 0, NULL, 0 } };
+    int c;
+    while ((c = getopt_long (argc, argv, ":", options, NULL)) != -1) {
+        int code = s_common_option (o, c, argv, s_put_help);
+        if (code >= 0)
+            return code;
+    }
+    if (optind != argc - 1)
+        return s_error (RXQ_EXIT_USAGE, "put needs exactly one FILE (see rxq put --help)");
+    const char *path = argv [optind];
+    int code = 0;
+    cmn_xfer_t *xfer = s_xfer_connect (o, &code);
+    if (!xfer)
+        return code;
+    char hash [CMN_BLOB_HEX_LEN + 1];
+    uint64_t size = 0;
+    bool sent = false;
+    cmn_err_t err;
+    int64_t t0 = zclock_mono ();
+    if (cmn_xfer_put (xfer, path, hash, &size, &sent, &err))
+        code = cmn_xfer_error_from_broker (xfer) && err.code == RXQ_E_IO_HASH
+             ? s_error (RXQ_EXIT_BROKER, "%s", err.msg) : s_xfer_failed (xfer, &err);
+    else {
+        double secs = (double) (zclock_mono () - t0) / 1000.0;
+        if (o->json)
+            printf ("{\"hash\": \"%s\", \"size\": %" PRIu64 ", \"uploaded\": %s}\n", hash, size,
+                    sent ? "true" : "false");
+        else
+            printf ("%s\n", hash);
+        fprintf (stderr, "%s: %" PRIu64 " bytes %s (%.2f s)\n", path, size,
+                 sent ? "uploaded" : "already in the store, not sent", secs);
+    }
+    cmn_xfer_destroy (&xfer);
+    return code;
+}
+
+static const char *s_get_help =
+"usage: rxq get HASH|JOB -o FILE\n"
+"\n"
+"Downloads a blob from the broker's store into FILE: the blob named HASH\n"
+"(64 hex digits), or the output blob of job JOB (its result's\n"
+"`output_blob`, e.g. the GGUF of a quantize job). The bytes go to a\n"
+"temporary file beside FILE, are checked against the name, and only then\n"
+"renamed to FILE.\n"
+"\n"
+"Exit: 0 written; 1 the job did not succeed; 2 no such blob or job, or the\n"
+"job has no output blob; 3 broker unreachable; 5 FILE cannot be written or\n"
+"the bytes received do not match the hash; 64 usage.\n";
+
+//  Finds the output blob of job ID into HASH via STATUS.
+static int
+s_job_output_blob (s_opts_t *o, const char *id, char hash [CMN_BLOB_HEX_LEN + 1])
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    s_pack_id (&body, id);
+    cmn_body_t final;
+    int code = s_call (o, RXQ_CMD_STATUS, &body, NULL, NULL, &final);
+    msgpack_sbuffer_destroy (&body);
+    if (code != 0)
+        return code;
+    const msgpack_object *job = NULL, *result = NULL;
+    char state [32] = "";
+    if (cmn_codec_get_map (&final.root, "job", &job, NULL) != 0)
+        code = s_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
+    else {
+        cmn_codec_get_cstr (job, "state", state, sizeof state, NULL);
+        if (strcmp (state, "succeeded") != 0)
+            code = s_error (strcmp (state, "failed") == 0 || strcmp (state, "dead") == 0
+                            || strcmp (state, "cancelled") == 0 ? RXQ_EXIT_JOB : RXQ_EXIT_BROKER,
+                            "job %s is %s: it has no output yet", id, state);
+        else
+        if (cmn_codec_get_map (job, "result", &result, NULL) != 0
+        ||  cmn_codec_get_cstr (result, "output_blob", hash, CMN_BLOB_HEX_LEN + 1, NULL) != 0
+        ||  !cmn_blob_name_valid (hash, strlen (hash)))
+            code = s_error (RXQ_EXIT_BROKER, "job %s has no output blob in its result", id);
+    }
+    cmn_body_free (&final);
+    return code;
+}
+
+static int
+s_cmd_get (s_opts_t *o, int argc, char **argv)
+{
+    static const struct option options [] = {
+        COMMON_OPTIONS, { "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 }
+    };
+    const char *out = NULL;
+    int c;
+    while ((c = getopt_long (argc, argv, ":o:", options, NULL)) != -1) {
+        if (c == 'o') {
+            out = optarg;
+            continue;
+        }
+        int code = s_common_option (o, c, argv, s_get_help);
+        if (code >= 0)
+            return code;
+    }
+    if (optind != argc - 1)
+        return s_error (RXQ_EXIT_USAGE, "get needs exactly one HASH or JOB id (see rxq get --help)");
+    if (!out || !*out)
+        return s_error (RXQ_EXIT_USAGE, "get needs -o FILE (see rxq get --help)");
+    const char *what = argv [optind];
+    char hash [CMN_BLOB_HEX_LEN + 1];
+    int code = 0;
+    if (cmn_blob_name_valid (what, strlen (what)))
+        snprintf (hash, sizeof hash, "%s", what);
+    else
+    if (strlen (what) == 0 || strlen (what) > RXQ_MAX_ID_LEN)
+        return s_error (RXQ_EXIT_USAGE, "'%.80s' is neither a blob hash (64 hex digits) nor a "
+                        "job id", what);
+    else
+    if ((code = s_job_output_blob (o, what, hash)) != 0)
+        return code;
+    cmn_xfer_t *xfer = s_xfer_connect (o, &code);
+    if (!xfer)
+        return code;
+    uint64_t size = 0;
+    cmn_err_t err;
+    int64_t t0 = zclock_mono ();
+    if (cmn_xfer_get (xfer, hash, out, &size, &err))
+        code = s_xfer_failed (xfer, &err);
+    else {
+        double secs = (double) (zclock_mono () - t0) / 1000.0;
+        if (o->json)
+            printf ("{\"hash\": \"%s\", \"size\": %" PRIu64 ", \"file\": \"%s\"}\n", hash, size,
+                    out);
+        fprintf (stderr, "%s: %" PRIu64 " bytes of blob %.16s... written (%.2f s)\n", out, size,
+                 hash, secs);
+    }
+    cmn_xfer_destroy (&xfer);
+    return code;
+}
+
+//  ---------------------------------------------------------------------
+//  rxq bench / tune (rxq_bench.c)
+
+static rxq_bench_opts_t
+s_bench_opts (const s_opts_t *o)
+{
+    rxq_bench_opts_t bo = { o->broker, o->json, o->timeout_ms, o->timeout_set };
+    return bo;
+}
+
+static int
+s_cmd_bench (s_opts_t *o, int argc, char **argv)
+{
+    rxq_bench_opts_t bo = s_bench_opts (o);
+    return rxq_bench_cmd (&bo, argc, argv);
+}
+
+static int
+s_cmd_tune (s_opts_t *o, int argc, char **argv)
+{
+    rxq_bench_opts_t bo = s_bench_opts (o);
+    return rxq_bench_tune_cmd (&bo, argc, argv);
+}
+
+//  ---------------------------------------------------------------------
+//  rxq generate (rxq_generate.c)
+
+static int
+s_cmd_generate (s_opts_t *o, int argc, char **argv)
+{
+    rxq_generate_opts_t go = { o->broker, o->json, o->timeout_ms, o->timeout_set };
+    return rxq_generate_cmd (&go, argc, argv);
+}
+
+//  ---------------------------------------------------------------------
+//  rxq quantize: put, submit --wait, get (docs/store.md)
+
+static const char *s_quantize_help =
+"usage: rxq quantize MODEL --type T [--budget B | --bpw X] [--keep GLOBS] -o OUT.gguf\n"
+"\n"
+"Quantizes the local model file MODEL (GGUF or safetensors; F32, F16, BF16\n"
+"or quantized) on a worker and writes the GGUF to OUT.gguf:\n"
+"  1. uploads MODEL to the broker's blob store (nothing is sent when the\n"
+"     store already has it: a second quantize of a model starts at once);\n"
+"  2. submits a quantize job on that blob and streams its progress, tensor\n"
+"     by tensor, to stderr;\n"
+"  3. downloads the output blob to OUT.gguf (checked against its hash) and\n"
+"     prints the report (with --json: the job record).\n"
+"\n"
+"  --type T        q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k int4 int4_g64\n"
+"                  int4_g128 f16 bf16 f32, or mixed (needs --budget or --bpw)\n"
+"  --budget B      mixed: output file size limit: bytes, or with a unit\n"
+"                  (KB MB GB TB: powers of 1000; KiB MiB GiB TiB: of 1024)\n"
+"  --bpw X         mixed: limit on tensor-data bits per weight\n"
+"  --keep GLOBS    tensors kept at higher precision: GLOB[:q8_0|f16|f32],...\n"
+"  -o, --output F  where the quantized GGUF goes (required)\n"
+"  --timeout-ms N  deadline of one attempt on the worker (0: none)\n"
+"\n"
+"Exit: 0 written; 1 the job failed (bad model, budget no assignment meets);\n"
+"2 the broker refused; 3 broker unreachable; 5 MODEL unreadable or OUT not\n"
+"writable; 64 usage.\n";
+
+//  Parses "3.5GB", "4GiB", "1000000" into bytes; false when malformed.
+static bool
+s_parse_bytes (const char *text, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod (text, &end);
+    if (errno || end == text || !isfinite (v) || v <= 0 || text [0] == '-')
+        return false;
+    static const struct { const char *unit; double mul; } units [] = {
+        { "", 1 }, { "B", 1 }, { "KB", 1e3 }, { "MB", 1e6 }, { "GB", 1e9 }, { "TB", 1e12 },
+        { "KiB", 1024.0 }, { "MiB", 1048576.0 }, { "GiB", 1073741824.0 },
+        { "TiB", 1099511627776.0 }, { NULL, 0 }
+    };
+    for (int i = 0; units [i].unit; i++)
+        if (strcasecmp (end, units [i].unit) == 0 && (units [i].mul != 1 || !strchr (text, '.'))) {
+            double bytes = v * units [i].mul;
+            if (bytes < 1 || bytes > 1.8e19)
+                return false;
+            *out = (uint64_t) bytes;
+            return true;
+        }
+    return false;
+}
+
+static int
+s_cmd_quantize (s_opts_t *o, int argc, char **argv)
+{
+    enum { O_TYPE = 1, O_BUDGET, O_BPW, O_KEEP, O_TIMEOUT_MS };
+    static const struct option options [] = {
+        { "type", required_argument, NULL, O_TYPE },
+        { "budget", required_argument, NULL, O_BUDGET },
+        { "bpw", required_argument, NULL, O_BPW },
+        { "keep", required_argument, NULL, O_KEEP },
+        { "output", required_argument, NULL, 'o' },
+        { "timeout-ms", required_argument, NULL, O_TIMEOUT_MS },
+        COMMON_OPTIONS, { NULL, 0, NULL, 0 }
+    };
+    const char *type = NULL, *keep = NULL, *out = NULL;
+    uint64_t budget = 0, timeout_ms = 0;
+    double bpw = 0;
+    int c;
+    while ((c = getopt_long (argc, argv, ":o:", options, NULL)) != -1) {
+        switch (c) {
+            case O_TYPE: type = optarg; break;
+            case O_KEEP: keep = optarg; break;
+            case 'o': out = optarg; break;
+            case O_BUDGET:
+                if (!s_parse_bytes (optarg, &budget))
+                    return s_error (RXQ_EXIT_USAGE, "--budget must be a size such as 3.5GB, "
+                                    "4GiB or 1000000 (bytes), not '%s'", optarg);
+                break;
+            case O_BPW: {
+                char *end = NULL;
+                bpw = strtod (optarg, &end);
+                if (end == optarg || *end || !isfinite (bpw) || bpw < 1 || bpw > 64)
+                    return s_error (RXQ_EXIT_USAGE, "--bpw must be a number of bits per weight "
+                                    "from 1 to 64, not '%s'", optarg);
+                break;
+            }
+            case O_TIMEOUT_MS:
+                if (!s_parse_uint (optarg, 0, UINT32_MAX, &timeout_ms))
+                    return s_error (RXQ_EXIT_USAGE, "--timeout-ms must be a number of "
+                                    "milliseconds, not '%s'", optarg);
+                break;
+            default: {
+                int code = s_common_option (o, c, argv, s_quantize_help);
+                if (code >= 0)
+                    return code;
+            }
+        }
+    }
+    if (optind != argc - 1)
+        return s_error (RXQ_EXIT_USAGE, "quantize needs exactly one MODEL file (see rxq quantize "
+                        "--help)");
+    if (!type)
+        return s_error (RXQ_EXIT_USAGE, "quantize needs --type (see rxq quantize --help)");
+    if (!out || !*out)
+        return s_error (RXQ_EXIT_USAGE, "quantize needs -o OUT.gguf (see rxq quantize --help)");
+    if (budget && bpw > 0)
+        return s_error (RXQ_EXIT_USAGE, "give --budget or --bpw, not both");
+    const char *model = argv [optind];
+
+    //  1. The model into the store.
+    int code = 0;
+    cmn_xfer_t *xfer = s_xfer_connect (o, &code);
+    if (!xfer)
+        return code;
+    cmn_xfer_set_timeout (xfer, o->timeout_ms > 30000 ? o->timeout_ms : 30000);
+    char hash [CMN_BLOB_HEX_LEN + 1];
+    uint64_t size = 0;
+    bool sent = false;
+    cmn_err_t err;
+    if (cmn_xfer_put (xfer, model, hash, &size, &sent, &err)) {
+        code = s_xfer_failed (xfer, &err);
+        cmn_xfer_destroy (&xfer);
+        return code;
+    }
+    fprintf (stderr, "model %s: blob %.16s... (%" PRIu64 " bytes, %s)\n", model, hash, size,
+             sent ? "uploaded" : "already in the store");
+
+    //  2. The job, validated locally as the broker will.
+    const cmn_kind_t *kind = cmn_kind_find ("quantize", 8);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3 + (timeout_ms > 0));
+    cmn_pack_kv_str (&pk, "kind", "quantize");
+    cmn_pack_key (&pk, "params");
+    msgpack_pack_map (&pk, 2 + (budget > 0) + (bpw > 0) + (keep != NULL));
+    cmn_pack_kv_str (&pk, "model", hash);
+    cmn_pack_kv_str (&pk, "type", type);
+    if (budget)
+        cmn_pack_kv_uint (&pk, "budget_bytes", budget);
+    if (bpw > 0)
+        cmn_pack_kv_double (&pk, "bpw", bpw);
+    if (keep)
+        cmn_pack_kv_str (&pk, "keep", keep);
+    cmn_pack_kv_bool (&pk, "wait", true);
+    if (timeout_ms)
+        cmn_pack_kv_uint (&pk, "timeout_ms", timeout_ms);
+    cmn_body_t check;
+    if (!kind || cmn_body_decode (&check, body.data, body.size, &cmn_codec_limits_default,
+                                  &err) != 0) {
+        msgpack_sbuffer_destroy (&body);
+        cmn_xfer_destroy (&xfer);
+        return s_error (RXQ_EXIT_USAGE, "job too large: %s", kind ? err.msg : "no quantize kind");
+    }
+    int rc = cmn_kind_validate (kind, cmn_codec_find (&check.root, "params"), &err);
+    cmn_body_free (&check);
+    if (rc) {
+        msgpack_sbuffer_destroy (&body);
+        cmn_xfer_destroy (&xfer);
+        return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+    }
+    cmn_body_t final;
+    s_events_t events = { stderr, false };
+    code = s_call (o, RXQ_CMD_SUBMIT, &body, s_on_event, &events, &final);
+    msgpack_sbuffer_destroy (&body);
+    if (code != 0) {
+        cmn_xfer_destroy (&xfer);
+        return code;
+    }
+    const msgpack_object *job = NULL, *result = NULL;
+    char out_hash [CMN_BLOB_HEX_LEN + 1] = "";
+    if (cmn_codec_get_map (&final.root, "job", &job, NULL) != 0)
+        code = s_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
+    else
+    if ((code = s_state_exit (job)) != 0)
+        s_report_unsuccessful (job);
+    else
+    if (cmn_codec_get_map (job, "result", &result, NULL) != 0
+    ||  cmn_codec_get_cstr (result, "output_blob", out_hash, sizeof out_hash, NULL) != 0
+    ||  !cmn_blob_name_valid (out_hash, strlen (out_hash)))
+        code = s_error (RXQ_EXIT_BROKER, "the job's result names no output blob");
+    //  3. The output.
+    if (code == 0) {
+        uint64_t out_size = 0;
+        if (cmn_xfer_get (xfer, out_hash, out, &out_size, &err))
+            code = s_xfer_failed (xfer, &err);
+        else {
+            if (o->json) {
+                cmn_codec_print_json (stdout, job);
+                fputc ('\n', stdout);
+            }
+            else
+                rxq_print_result (stdout, job);
+            fprintf (stderr, "%s: %" PRIu64 " bytes (blob %.16s...)\n", out, out_size, out_hash);
+        }
+    }
+    cmn_body_free (&final);
+    cmn_xfer_destroy (&xfer);
+    return code;
+}
+
+//  ---------------------------------------------------------------------
+//  rxq optimize (rxq_optimize.c)
+
+static int s_cmd_submit (s_opts_t *o, int argc, char **argv);
+
+//  --local runs here; otherwise the same as `rxq submit optimize
+//  model=ABS output=ABS level=N [enable=..] [disable=..] --wait`.
+static int
+s_cmd_optimize (s_opts_t *o, int argc, char **argv)
+{
+    rxq_optimize_args_t a;
+    int code = rxq_optimize_parse (o->json, argc, argv, &a);
+    if (code >= 0 || a.help)
+        return code >= 0 ? code : RXQ_EXIT_OK;
+    if (a.local)
+        return rxq_optimize_local (&a);
+    char *params [5];
+    int n = rxq_optimize_job_params (&a, params);
+    char *sub [12] = { "submit", "optimize" };
+    int k = 2;
+    for (int i = 0; i < n; i++)
+        sub [k++] = params [i];
+    sub [k++] = "--wait";
+    if (a.json)
+        sub [k++] = "--json";
+    sub [k] = NULL;
+    optind = 0;
+    o->cmd = "submit";
+    code = s_cmd_submit (o, k, sub);
+    for (int i = 0; i < n; i++)
+        free (params [i]);
+    return code;
+}
+
+//  ---------------------------------------------------------------------
 //  Top level
 
 static const struct {
@@ -881,6 +1447,13 @@ static const struct {
     { "jobs",    s_cmd_jobs,    "list jobs" },
     { "workers", s_cmd_workers, "list workers" },
     { "retry",   s_cmd_retry,   "requeue a failed, cancelled or dead job" },
+    { "bench",   s_cmd_bench,   "run a benchmark on every worker; bench report: compare records" },
+    { "tune",    s_cmd_tune,    "tune kernels on every worker; store the entry per device" },
+    { "put",     s_cmd_put,     "upload a file to the blob store; prints its hash" },
+    { "get",     s_cmd_get,     "download a blob (by hash, or a job's output) to a file" },
+    { "optimize", s_cmd_optimize, "optimize an ONNX model on a worker (or --local)" },
+    { "quantize", s_cmd_quantize, "quantize a local model on a worker: put, run, get" },
+    { "generate", s_cmd_generate, "generate text with a Llama GGUF model, streaming it" },
     { NULL, NULL, NULL }
 };
 
@@ -913,6 +1486,8 @@ s_main_help (FILE *out)
            "  2   the broker answered with an error (no such job, wrong state, refused)\n"
            "  3   the broker is unreachable or did not answer in time\n"
            "  4   rxq up / rxq down could not start or stop the local cluster\n"
+           "  5   a local file could not be read or written, or a download did not\n"
+           "      match its hash\n"
            "  64  usage error: bad option, unknown command or kind, bad parameter\n"
            "Errors are one line on stderr: \"rxq: <message>\".\n", out);
 }

@@ -1,5 +1,6 @@
 /*  rxq_cmd: the `rxq` command line: global options, the commands (up,
- *  down, submit, status, watch, result, cancel, jobs, workers, retry),
+ *  down, submit, status, watch, result, cancel, jobs, workers, retry; bench
+ *  and tune live in rxq_bench, generate in rxq_generate),
  *  their --help, output and exit codes. docs/cli.md is the user's manual;
  *  cli/main.c only calls rxq_cmd_main.
  */
@@ -12,6 +13,7 @@
 #define RXQ_EXIT_BROKER      2   // the broker answered with an error (not found, state...)
 #define RXQ_EXIT_UNREACHABLE 3   // the broker did not answer within the timeout
 #define RXQ_EXIT_CLUSTER     4   // rxq up / rxq down could not start or stop the cluster
+#define RXQ_EXIT_IO          5   // a local file failed, or a download failed its hash check
 #define RXQ_EXIT_USAGE       64  // bad flag, unknown command or kind, bad parameter
 
 //  Runs the CLI with ARGC/ARGV as given to main: writes results to stdout,

@@ -149,8 +149,20 @@ cmn_body_decode (cmn_body_t *body, const void *buf, size_t len,
         return -1;
     if (!msgpack_zone_init (&body->zone, 2048))
         return cmn_err_set (err, RXQ_E_NOMEM, "out of memory decoding a message");
+    //  msgpack_unpack points str and bin objects into the buffer it is
+    //  given. The body gets its own copy of the bytes, in its zone, so it
+    //  stays valid after the caller frees the message it came from (a test
+    //  helper read freed frames this way).
+    char *copy = len ? msgpack_zone_malloc (&body->zone, len) : NULL;
+    if (len && !copy) {
+        msgpack_zone_destroy (&body->zone);
+        memset (body, 0, sizeof *body);
+        return cmn_err_set (err, RXQ_E_NOMEM, "out of memory decoding a message");
+    }
+    if (len)
+        memcpy (copy, buf, len);
     size_t off = 0;
-    msgpack_unpack_return rc = msgpack_unpack (buf, len, &off, &body->zone, &body->root);
+    msgpack_unpack_return rc = msgpack_unpack (copy, len, &off, &body->zone, &body->root);
     if (rc != MSGPACK_UNPACK_SUCCESS) {
         msgpack_zone_destroy (&body->zone);
         memset (body, 0, sizeof *body);

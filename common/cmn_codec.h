@@ -44,7 +44,8 @@ typedef struct {
 
 //  Checks and unpacks BUF into BODY, whose root must be a map. On success
 //  the caller must call cmn_body_free (BODY). On failure returns -1 with ERR
-//  set and BODY needs no freeing.
+//  set and BODY needs no freeing. BODY holds its own copy of BUF: BUF may
+//  be freed as soon as this returns.
 int cmn_body_decode (cmn_body_t *body, const void *buf, size_t len,
                      const cmn_codec_limits_t *limits, cmn_err_t *err);
 

@@ -66,17 +66,51 @@ static const cmn_param_spec_t s_tune_params [] = {
 
 static const cmn_param_spec_t s_quantize_params [] = {
     { "model", CMN_PARAM_STR, true, 0, 4096,
-      "input model: a GGUF or safetensors file path on the worker (F32/F16/BF16 or quantized)" },
+      "input model (GGUF or safetensors; F32/F16/BF16 or quantized): a blob hash from "
+      "`rxq put` (64 hex digits; the output then goes to the blob store, see docs/store.md) "
+      "or a file path on the worker" },
     { "type", CMN_PARAM_STR, true, 0, 16,
       "q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k int4 int4_g64 int4_g128 f16 bf16 f32 or mixed" },
     { "output", CMN_PARAM_STR, false, 0, 4096,
-      "output GGUF path on the worker (default MODEL without extension + .TYPE.gguf)" },
+      "output GGUF path on the worker, for a path model only (default MODEL without "
+      "extension + .TYPE.gguf)" },
     { "budget_bytes", CMN_PARAM_UINT, false, 1, 1.8e19,
       "mixed: output file size limit in bytes" },
     { "bpw", CMN_PARAM_FLOAT, false, 1, 64, "mixed: tensor-data bits per weight limit" },
     { "keep", CMN_PARAM_STR, false, 0, 4096,
       "comma-separated tensor-name globs kept at higher precision, each GLOB[:q8_0|f16|f32] "
       "(default q8_0)" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+static const cmn_param_spec_t s_generate_params [] = {
+    { "model", CMN_PARAM_STR, true, 0, 4096,
+      "Llama-architecture GGUF model: a file path on the worker" },
+    { "prompt", CMN_PARAM_STR, true, 0, 1048576,
+      "the prompt (the user message, wrapped in the model's chat template unless raw)" },
+    { "max_tokens", CMN_PARAM_UINT, false, 1, 65536, "tokens to generate at most (default 128)" },
+    { "temp", CMN_PARAM_FLOAT, false, 0, 100, "temperature; 0 is greedy (default 0.8)" },
+    { "top_k", CMN_PARAM_UINT, false, 0, 1000000, "keep the K most likely tokens; 0 all (default 40)" },
+    { "top_p", CMN_PARAM_FLOAT, false, 0.000001, 1, "nucleus probability mass (default 0.95)" },
+    { "repeat_penalty", CMN_PARAM_FLOAT, false, 1, 100,
+      "penalty on the last 64 tokens (default 1: none)" },
+    { "seed", CMN_PARAM_UINT, false, 0, 1.8e19,
+      "random seed (default: from the clock, reported in the result)" },
+    { "raw", CMN_PARAM_BOOL, false, 0, 1, "do not apply the chat template (default false)" },
+    { "stop", CMN_PARAM_STR, false, 0, 256, "stop when the text contains this string" },
+    { "ctx", CMN_PARAM_UINT, false, 2, 1048576,
+      "KV cache positions (default prompt + max_tokens, at most the model's context)" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+static const cmn_param_spec_t s_optimize_params [] = {
+    { "model", CMN_PARAM_STR, true, 0, 4096, "input ONNX model: a file path on the worker" },
+    { "output", CMN_PARAM_STR, false, 0, 4096,
+      "output path on the worker (default MODEL without .onnx + .opt.onnx)" },
+    { "level", CMN_PARAM_UINT, false, 0, 2,
+      "0 read/validate/write only, 1 clean-ups and folding, 2 also fusions (default 1)" },
+    { "enable", CMN_PARAM_STR, false, 0, 1024, "comma-separated passes to run whatever the level" },
+    { "disable", CMN_PARAM_STR, false, 0, 1024, "comma-separated passes never to run" },
     { NULL, 0, false, 0, 0, NULL }
 };
 
@@ -95,6 +129,10 @@ const cmn_kind_t cmn_kinds [] = {
       true, s_tune_params },
     { "quantize", "quantizes a GGUF/safetensors model into a GGUF file on the device",
       true, s_quantize_params },
+    { "generate", "generates text with a Llama GGUF model, streaming tokens",
+      true, s_generate_params },
+    { "optimize", "optimizes an ONNX model (docs/optimize.md); CPU only",
+      false, s_optimize_params },
     { NULL, NULL, false, NULL }
 };
 

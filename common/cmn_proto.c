@@ -13,6 +13,7 @@ cmn_proto_command_name (int command)
         case RXQ_CMD_LIST:       return "LIST";
         case RXQ_CMD_WORKERS:    return "WORKERS";
         case RXQ_CMD_RETRY:      return "RETRY";
+        case RXQ_CMD_RECORDS:    return "RECORDS";
         case RXQ_CMD_PARTIAL:    return "PARTIAL";
         case RXQ_CMD_FINAL:      return "FINAL";
         case RXQ_CMD_ERROR:      return "ERROR";
@@ -21,6 +22,10 @@ cmn_proto_command_name (int command)
         case RXQ_CMD_DONE:       return "DONE";
         case RXQ_CMD_JOB:        return "JOB";
         case RXQ_CMD_ABORT:      return "ABORT";
+        case RXQ_CMD_TUNING:     return "TUNING";
+        case RXQ_CMD_BLOB_PUT:   return "BLOB_PUT";
+        case RXQ_CMD_BLOB_DATA:  return "BLOB_DATA";
+        case RXQ_CMD_BLOB_GET:   return "BLOB_GET";
         case RXQ_CMD_HEARTBEAT:  return "HEARTBEAT";
         case RXQ_CMD_DISCONNECT: return "DISCONNECT";
         default:                 return "UNKNOWN";

@@ -25,6 +25,7 @@
 #define RXQ_CMD_LIST       0x06
 #define RXQ_CMD_WORKERS    0x07
 #define RXQ_CMD_RETRY      0x08
+#define RXQ_CMD_RECORDS    0x09   // benchmark records from the farm's stream
 
 //  Broker to client: replies.
 #define RXQ_CMD_PARTIAL    0x11   // one streamed event; more follow
@@ -39,6 +40,13 @@
 //  Broker to worker.
 #define RXQ_CMD_JOB        0x31   // a lease: run this job attempt
 #define RXQ_CMD_ABORT      0x32   // stop this job attempt (cancel, deadline)
+#define RXQ_CMD_TUNING     0x33   // the stored tuning entry for the worker's device
+
+//  Client to broker: the blob store (proto section 8). Workers speak these
+//  too, as clients, on a second socket (docs/store.md).
+#define RXQ_CMD_BLOB_PUT   0x50   // announce an upload; the broker says if it has it
+#define RXQ_CMD_BLOB_DATA  0x51   // one chunk of an upload (data in frame 4)
+#define RXQ_CMD_BLOB_GET   0x52   // ask for one chunk of a blob (reply: data in frame 4)
 
 //  Both directions, all peers.
 #define RXQ_CMD_HEARTBEAT  0x40
@@ -58,6 +66,9 @@
 #define RXQ_MAX_KIND_LEN     64
 #define RXQ_MAX_ID_LEN       64
 #define RXQ_MAX_KEY_LEN      256
+#define RXQ_MAX_CHUNK_BYTES  (1u << 20)  // data frame of BLOB_DATA / BLOB_GET
+#define RXQ_MAX_BLOB_BYTES   (1ull << 40) // one blob (1 TiB)
+#define RXQ_MAX_BLOB_CREDIT  64           // chunks a broker grants in flight
 
 //  Priorities: higher runs first; FIFO within a level.
 #define RXQ_PRIORITY_LOW     0

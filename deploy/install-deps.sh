@@ -6,10 +6,11 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git
-  libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev
+  libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libsodium-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
-  libcriterion-dev redis-server libclblast-dev
+  libcriterion-dev redis-server libclblast-dev libpcre2-dev
   python3 python3-venv python3-pip
+  libonnx-testdata
 )
 
 missing=()

@@ -18,18 +18,21 @@
  *  the order of the float32 sums.
  *
  *  Work decomposition: a work-group of QMM_WGS work-items owns GEMV_ROWS
- *  rows (GEMM: GEMM_ROWS rows x GEMM_BT batch rows). Work-item i takes
- *  units i, i + QMM_WGS, ... of each row, so the group reads the row's
- *  blocks contiguously (coalesced), keeps its partial sums in registers,
- *  and the group reduces them through local memory at the end. In the GEMM
- *  a decoded unit stays in registers while it is applied to the GEMM_BT
+ *  rows (GEMM: GEMM_ROWS rows x GEMM_BT batch rows). In the GEMM, and in
+ *  the GEMV with GEMV_UNIT=1 (CPUs), work-item i takes units i, i +
+ *  QMM_WGS, ... of each row, so the group reads the row's blocks
+ *  contiguously (coalesced), keeps its partial sums in registers, and the
+ *  group reduces them through local memory at the end. In the GEMM a
+ *  decoded unit stays in registers while it is applied to the GEMM_BT
  *  batch rows of the tile, so each weight byte is fetched once per tile.
+ *  The GEMV with GEMV_UNIT=0 (GPUs) works on 8- or 16-value slices
+ *  instead: see "GEMV" below.
  *
  *  NDRange: gemv global (ceil(rows / GEMV_ROWS) * QMM_WGS), local QMM_WGS;
  *  gemm global (ceil(rows / GEMM_ROWS) * QMM_WGS, ceil(batch / GEMM_BT)),
  *  local (QMM_WGS, 1).
  *  Constraints: cols a multiple of 32 (256 for q4_K, q6_K); QMM_WGS a power
- *  of two; rows, cols, batch >= 1; x, X float-aligned.
+ *  of two; rows, cols, batch >= 1; X float-aligned, x 16-byte aligned.
  */
 
 #ifndef QMM_WGS
@@ -37,6 +40,9 @@
 #endif
 #ifndef GEMV_ROWS
 #define GEMV_ROWS 2             // output rows per work-group (GEMV)
+#endif
+#ifndef GEMV_UNIT
+#define GEMV_UNIT 0             // GEMV scheme: 0 slices (GPUs), 1 whole units (CPUs)
 #endif
 #ifndef GEMM_ROWS
 #define GEMM_ROWS 2             // weight rows per work-group (GEMM)
@@ -196,6 +202,238 @@ qmm_reduce (__local float *red, const int nacc)
     }
 }
 
+//  --------------------------------------------------------------------------
+//  GEMV
+//
+//  The GEMV is bound by memory, so it is written to move as few bytes and
+//  issue as few instructions per weight as it can (docs/kernels.md):
+//
+//  - A row is cut into slices of 8 values (16 for Q4_K and Q6_K). Work-
+//    item i of a group takes slices i, i + QMM_WGS, ... of the group's
+//    GEMV_ROWS rows, so neighbouring work-items read neighbouring weight
+//    words and neighbouring x words (coalesced), and each slice of x,
+//    loaded as two (Q4_K, Q6_K: four) float4, serves GEMV_ROWS rows from
+//    registers.
+//  - Weights are read as 32-bit words (two 16-bit halves where a block is
+//    only 2-byte aligned; Q4_K one 8-byte word), never byte by byte, and
+//    the quants of a word become floats with the "magic number" trick:
+//    the bits 0x4B000000 | q are the float 2^23 + q, so one OR and one
+//    subtraction (which also removes Q4_0's 8, Q8_0's 128 after an XOR,
+//    Q6_K's 32) give q exactly, without integer-to-float conversions.
+//  - Q4_0, Q8_0 and Q6_K take the block or sub-block scale out of the sum:
+//    d * sum ((q - o) x). Since d * (q - o) is exact (ggml's dequantized
+//    weight), this is the same real number as sum (w x), rounded in a
+//    different order: the error bound (docs/kernels.md) still holds, as
+//    the longest chain of roundings any term passes through (product, sum
+//    in the slice, scale, sum over slices, tree reduction) stays below
+//    cols. Q4_1 and Q4_K have an offset, so they form each weight exactly
+//    as ggml does (one fma) and multiply it.
+//  - Rows past the end repeat the last row (their sums are dropped), so
+//    the inner loop has no tests.
+//
+//  Needs x 16-byte aligned (a buffer's start is). Reads 32-bit words of
+//  the little-endian weights; on a big-endian device (__ENDIAN_LITTLE__
+//  unset) the words are put together from bytes.
+
+#ifndef QMV_UNROLL
+#define QMV_UNROLL 1                // slices per loop iteration (see below)
+#endif
+#define QMV_MAGIC 0x4B000000u       // float bits of 2^23
+#define QMV_2P23 8388608.0f         // 2^23
+
+//  The 32-bit little-endian word at P, which is 2-byte aligned.
+uint
+qmv_word2 (const __global uchar *p)
+{
+#ifdef __ENDIAN_LITTLE__
+    const ushort2 h = vload2 (0, (const __global ushort *) p);
+    return (uint) h.x | ((uint) h.y << 16);
+#else
+    return (uint) p [0] | ((uint) p [1] << 8) | ((uint) p [2] << 16) | ((uint) p [3] << 24);
+#endif
+}
+
+//  The 32-bit little-endian word at P, which is 4-byte aligned.
+uint
+qmv_word4 (const __global uchar *p)
+{
+#ifdef __ENDIAN_LITTLE__
+    return *(const __global uint *) p;
+#else
+    return qmv_word2 (p);
+#endif
+}
+
+//  The four bytes of W (each < 2^23 after masking) as floats minus BIAS:
+//  byte - (BIAS - 2^23), exact.
+float4
+qmv_bytes (uint w, float bias)
+{
+    return (float4) (as_float (QMV_MAGIC | (w & 0xFFu)),
+                     as_float (QMV_MAGIC | ((w >> 8) & 0xFFu)),
+                     as_float (QMV_MAGIC | ((w >> 16) & 0xFFu)),
+                     as_float (QMV_MAGIC | (w >> 24))) - bias;
+}
+
+//  fma chain a.x*b.x + a.y*b.y + ... + acc, in that order.
+float
+qmv_dot4 (float4 a, float4 b, float acc)
+{
+    return fma (a.w, b.w, fma (a.z, b.z, fma (a.y, b.y, fma (a.x, b.x, acc))));
+}
+
+//  The slice of x that slice S uses, as XV[0..3] (Q4_K and Q6_K use all
+//  four, the others two). x4 is x as float4.
+void
+qmv_x (const int type, const __global float4 *x4, int s, float4 *xv)
+{
+    switch (type) {
+        case GGML_TYPE_Q4_0:
+        case GGML_TYPE_Q4_1: {
+            //  Slice k of unit u: values 4k..4k+3 and 16+4k..16+4k+3.
+            const int u = s >> 2, k = s & 3;
+            xv [0] = x4 [8 * u + k];
+            xv [1] = x4 [8 * u + 4 + k];
+            break;
+        }
+        case GGML_TYPE_Q8_0: {
+            //  Slice k of unit u: values 8k..8k+7.
+            const int u = s >> 2, k = s & 3;
+            xv [0] = x4 [8 * u + 2 * k];
+            xv [1] = x4 [8 * u + 2 * k + 1];
+            break;
+        }
+        case GGML_TYPE_Q4_K: {
+            //  Slice (p, j) of super-block b: values 8j..8j+7 of units 2p
+            //  and 2p + 1.
+            const int b = s >> 4, p = (s >> 2) & 3, j = s & 3;
+            xv [0] = x4 [64 * b + 16 * p + 2 * j];
+            xv [1] = x4 [64 * b + 16 * p + 2 * j + 1];
+            xv [2] = x4 [64 * b + 16 * p + 8 + 2 * j];
+            xv [3] = x4 [64 * b + 16 * p + 8 + 2 * j + 1];
+            break;
+        }
+        default: {
+            //  Q6_K slice (h, j) of super-block b: values 4j..4j+3 of
+            //  units 4h + k, k = 0..3.
+            const int b = s >> 4, h = (s >> 3) & 1, j = s & 7;
+            for (int k = 0; k < 4; k++)
+                xv [k] = x4 [64 * b + 32 * h + 8 * k + j];
+            break;
+        }
+    }
+}
+
+//  Q4_0 slice k of unit u: the word qs[4k..4k+3] holds values 4k..4k+3 in
+//  its low nibbles and 16+4k.. in its high ones.
+float
+qmv_q4_0 (const __global uchar *row, int s, const float4 *xv)
+{
+    const __global block_q4_0 *b = (const __global block_q4_0 *) row + (s >> 2);
+    const uint w = qmv_word2 (b->qs + 4 * (s & 3));
+    float t = qmv_dot4 (qmv_bytes (w & 0x0F0F0F0Fu, QMV_2P23 + 8.0f), xv [0], 0.0f);
+    t = qmv_dot4 (qmv_bytes ((w >> 4) & 0x0F0F0F0Fu, QMV_2P23 + 8.0f), xv [1], t);
+    return qmm_half (&b->d) * t;
+}
+
+//  Q4_1: as Q4_0, with w = d * q + m formed exactly as ggml does.
+float
+qmv_q4_1 (const __global uchar *row, int s, const float4 *xv)
+{
+    const __global block_q4_1 *b = (const __global block_q4_1 *) row + (s >> 2);
+    const uint w = qmv_word4 (b->qs + 4 * (s & 3));
+    const float4 d = (float4) qmm_half (&b->d), m = (float4) qmm_half (&b->m);
+    float t = qmv_dot4 (fma (qmv_bytes (w & 0x0F0F0F0Fu, QMV_2P23), d, m), xv [0], 0.0f);
+    return qmv_dot4 (fma (qmv_bytes ((w >> 4) & 0x0F0F0F0Fu, QMV_2P23), d, m), xv [1], t);
+}
+
+//  Q8_0 slice k: qs[8k..8k+7]; XOR 0x80 turns each int8 q into q + 128.
+float
+qmv_q8_0 (const __global uchar *row, int s, const float4 *xv)
+{
+    const __global block_q8_0 *b = (const __global block_q8_0 *) row + (s >> 2);
+    const __global uchar *q = (const __global uchar *) b->qs + 8 * (s & 3);
+    float t = qmv_dot4 (qmv_bytes (qmv_word2 (q) ^ 0x80808080u, QMV_2P23 + 128.0f),
+                        xv [0], 0.0f);
+    t = qmv_dot4 (qmv_bytes (qmv_word2 (q + 4) ^ 0x80808080u, QMV_2P23 + 128.0f), xv [1], t);
+    return qmm_half (&b->d) * t;
+}
+
+//  Q4_K slice (p, j): the two words qs[32p + 8j ..] (8-byte aligned: the
+//  block is 144 bytes, qs starts at 16) hold values 8j..8j+7 of unit 2p
+//  (low nibbles) and of unit 2p + 1 (high nibbles). Scale and min of unit
+//  u are ggml's get_scale_min_k4, read from the three words of `scales`
+//  without branches: byte i = u & 3 of each word, and for u >= 4 the two
+//  high bits of the first two words' bytes.
+float
+qmv_q4_K (const __global uchar *row, int s, const float4 *xv)
+{
+    const __global block_q4_K *b = (const __global block_q4_K *) row + (s >> 4);
+    const int p = (s >> 2) & 3, j = s & 3;
+#ifdef __ENDIAN_LITTLE__
+    const uint2 w = *(const __global uint2 *) (b->qs + 32 * p + 8 * j);
+#else
+    const uint2 w = (uint2) (qmv_word4 (b->qs + 32 * p + 8 * j),
+                             qmv_word4 (b->qs + 32 * p + 8 * j + 4));
+#endif
+    const uint s0 = qmv_word4 (b->scales), s1 = qmv_word4 (b->scales + 4);
+    const uint s2 = qmv_word4 (b->scales + 8);
+    const float d = qmm_half (&b->d), dmin = qmm_half (&b->dmin);
+    float t = 0.0f;
+    for (int h = 0; h < 2; h++) {
+        const int u = 2 * p + h;
+        const uint sh = 8 * (u & 3);
+        const uint a = s0 >> sh, c = s1 >> sh, e = s2 >> sh;
+        const uint scale = u < 4 ? a & 63 : (e & 0xF) | ((a >> 2) & 0x30);
+        const uint min = u < 4 ? c & 63 : ((e >> 4) & 0xF) | ((c >> 2) & 0x30);
+        const float4 d1 = (float4) (d * (float) scale), m1 = (float4) (dmin * (float) min);
+        const float4 q0 = qmv_bytes ((w.x >> (4 * h)) & 0x0F0F0F0Fu, QMV_2P23);
+        const float4 q1 = qmv_bytes ((w.y >> (4 * h)) & 0x0F0F0F0Fu, QMV_2P23);
+        t = qmv_dot4 (fma (q0, d1, -m1), xv [2 * h], t);
+        t = qmv_dot4 (fma (q1, d1, -m1), xv [2 * h + 1], t);
+    }
+    return t;
+}
+
+//  Q6_K slice (h, j): values l = 4j..4j+3 of units 4h + k; low 4 bits in
+//  ql[64h + 32(k&1) + l] (high nibble for k >= 2), high 2 bits at bit 2k
+//  of qh[32h + l], scale scales[8h + 2k + l/16].
+float
+qmv_q6_K (const __global uchar *row, int s, const float4 *xv)
+{
+    const __global block_q6_K *b = (const __global block_q6_K *) row + (s >> 4);
+    const int h = (s >> 3) & 1, j = s & 7;
+    const uint l0 = qmv_word2 (b->ql + 64 * h + 4 * j);
+    const uint l1 = qmv_word2 (b->ql + 64 * h + 32 + 4 * j);
+    const uint hi = qmv_word2 (b->qh + 32 * h + 4 * j);
+    const __global char *sc = (const __global char *) b->scales + 8 * h + (j >> 2);
+    const float d = qmm_half (&b->d);
+    float t = 0.0f;
+    for (int k = 0; k < 4; k++) {
+        const uint lo = ((k & 1) ? l1 : l0) >> (4 * (k >> 1));
+        const uint q = (lo & 0x0F0F0F0Fu) | (((hi >> (2 * k)) & 0x03030303u) << 4);
+        const float st = qmv_dot4 (qmv_bytes (q, QMV_2P23 + 32.0f), xv [k], 0.0f);
+        t = fma (d * (float) sc [2 * k], st, t);
+    }
+    return t;
+}
+
+float
+qmv_slice (const int type, const __global uchar *row, int s, const float4 *xv)
+{
+    switch (type) {
+        case GGML_TYPE_Q4_0: return qmv_q4_0 (row, s, xv);
+        case GGML_TYPE_Q4_1: return qmv_q4_1 (row, s, xv);
+        case GGML_TYPE_Q8_0: return qmv_q8_0 (row, s, xv);
+        case GGML_TYPE_Q4_K: return qmv_q4_K (row, s, xv);
+        default:             return qmv_q6_K (row, s, xv);
+    }
+}
+
+#if GEMV_UNIT
+//  GEMV_UNIT=1 (CPUs): each work-item takes whole 32-value units, decoded
+//  into two float16 (qmm_unit), so that the CPU compiler vectorises within
+//  the work-item; the GEMM does the same.
 void
 qgemv_body (const int type, const __global uchar *W, const __global float *x,
             __global float *y, int rows, int cols, __local float *red)
@@ -221,9 +459,59 @@ qgemv_body (const int type, const __global uchar *W, const __global float *x,
     for (int r = 0; r < GEMV_ROWS; r++)
         red [r * QMM_WGS + lid] = acc [r];
     qmm_reduce (red, GEMV_ROWS);
-    if (lid < GEMV_ROWS && r0 + lid < rows)
-        y [r0 + lid] = red [lid * QMM_WGS];
+    //  A group may have fewer work-items than rows.
+    for (int r = lid; r < GEMV_ROWS; r += QMM_WGS)
+        if (r0 + r < rows)
+            y [r0 + r] = red [r * QMM_WGS];
 }
+#else
+void
+qgemv_body (const int type, const __global uchar *W, const __global float *x,
+            __global float *y, int rows, int cols, __local float *red)
+{
+    const int lid = get_local_id (0);
+    const int r0 = get_group_id (0) * GEMV_ROWS;
+    const int slices = cols / (type == GGML_TYPE_Q6_K || type == GGML_TYPE_Q4_K ? 16 : 8);
+    const size_t rb = qmm_row_bytes (type, cols);
+    const __global uchar *row [GEMV_ROWS];
+    float acc [GEMV_ROWS];
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        row [r] = W + (size_t) min (r0 + r, rows - 1) * rb;
+        acc [r] = 0.0f;
+    }
+    //  QMV_UNROLL slices per iteration (their loads in flight together),
+    //  then the rest one by one; the partial sums are added in slice
+    //  order. 1 by default: on the H200, 2 and 4 were no faster for Q4_0
+    //  and Q8_0 and twice as slow for Q4_K and Q6_K (docs/kernels.md).
+    const __global float4 *x4 = (const __global float4 *) x;
+    int s = lid;
+    for (; s + (QMV_UNROLL - 1) * QMM_WGS < slices; s += QMV_UNROLL * QMM_WGS) {
+        float4 xv [QMV_UNROLL][4];
+        float part [QMV_UNROLL][GEMV_ROWS];
+        for (int i = 0; i < QMV_UNROLL; i++)
+            qmv_x (type, x4, s + i * QMM_WGS, xv [i]);
+        for (int i = 0; i < QMV_UNROLL; i++)
+            for (int r = 0; r < GEMV_ROWS; r++)
+                part [i][r] = qmv_slice (type, row [r], s + i * QMM_WGS, xv [i]);
+        for (int i = 0; i < QMV_UNROLL; i++)
+            for (int r = 0; r < GEMV_ROWS; r++)
+                acc [r] += part [i][r];
+    }
+    for (; s < slices; s += QMM_WGS) {
+        float4 xv [4];
+        qmv_x (type, x4, s, xv);
+        for (int r = 0; r < GEMV_ROWS; r++)
+            acc [r] += qmv_slice (type, row [r], s, xv);
+    }
+    for (int r = 0; r < GEMV_ROWS; r++)
+        red [r * QMM_WGS + lid] = acc [r];
+    qmm_reduce (red, GEMV_ROWS);
+    //  A group may have fewer work-items than rows.
+    for (int r = lid; r < GEMV_ROWS; r += QMM_WGS)
+        if (r0 + r < rows)
+            y [r0 + r] = red [r * QMM_WGS];
+}
+#endif
 
 void
 qgemm_body (const int type, const __global uchar *W, const __global float *X,

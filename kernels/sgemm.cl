@@ -14,10 +14,15 @@
  *  walking K in steps of TSK; each step stages a TSM x TSK tile of A
  *  (stored transposed, k-major) and a TSK x TSN tile of B in local memory,
  *  then every work-item accumulates a WPTM x WPTN block of C in registers.
- *  Work-item (tn, tm) owns rows tm + i*RTSM and columns tn + j*RTSN of the
- *  tile, so neighbouring work-items read neighbouring local words. Tiles
- *  that lie wholly inside the matrices load with VW-wide vloads; edge
- *  tiles load element by element with bounds checks and zero fill.
+ *  When WPTM and WPTN are multiples of 4, work-item (tn, tm) owns groups
+ *  of 4 consecutive rows (4*RTSM apart) and of 4 consecutive columns
+ *  (4*RTSN apart) and reads each group with one float4 local load;
+ *  otherwise it owns rows tm + i*RTSM and columns tn + j*RTSN and reads
+ *  words. Either way neighbouring work-items read neighbouring local
+ *  words. Tiles that lie wholly inside M and N load with VW-wide vloads
+ *  into registers one K step ahead (the loads of step k+1 are in flight
+ *  while step k's products run); edge tiles and the last partial K step
+ *  load element by element with bounds checks and zero fill.
  *
  *  DIRECT=1 (CPUs, PoCL): no local memory and no barrier. Each work-item
  *  owns a WPTM x WPTN block of C made of contiguous columns, kept as
@@ -50,9 +55,11 @@
  *    WPTM, WPTN rows, columns of C per work-item    DIRECT=1: WPTN % VW == 0
  *    VW         vector width of interior loads      1, 2, 4, 8 or 16;
  *                                                   TSN % VW == 0
- *    APAD       floats of padding per row of the    >= 0; 1 avoids bank
- *               transposed A tile (DIRECT=0)        conflicts on its stores
- *  Local memory (DIRECT=0): 4 * TSK * (TSM + APAD + TSN) bytes per group.
+ *    APAD       padding per row of the transposed   >= 0; 1 avoids bank
+ *               A tile (DIRECT=0), in floats, or    conflicts on its stores
+ *               float4 with float4 local reads
+ *  Local memory (DIRECT=0): 4 * TSK * (TSM + APAD * LV + TSN) bytes per
+ *  group, LV = 4 when WPTM and WPTN are multiples of 4, else 1.
  *  Work-group size (TSM/WPTM) * (TSN/WPTN) must not exceed the device's.
  *  Indexes are int: M*lda, K*ldb and M*ldc (plus offsets) must be < 2^31.
  */
@@ -104,6 +111,76 @@ typedef char sgemm_check_direct [(DIRECT == 0 || (DIRECT == 1 && WPTN % VW == 0)
 #endif
 
 #if DIRECT == 0
+//  Local reads: when WPTM and WPTN are multiples of 4 (LV = 4), work-item
+//  (tn, tm) owns WPTM/4 groups of 4 consecutive rows, 4*RTSM rows apart,
+//  and WPTN/4 groups of 4 consecutive columns, 4*RTSN apart, and reads
+//  each group with one float4 local load: 2 x 4 loads per k step for an
+//  8 x 8 block instead of 16. A warp's float4 loads of a B row are then
+//  consecutive (no bank conflicts) and its loads of an A column are
+//  broadcasts. Otherwise (LV = 1) it owns rows tm + i*RTSM and columns
+//  tn + j*RTSN and reads words. APAD pads each row of the transposed A
+//  tile by APAD * LV floats, so float4 rows stay 16-byte aligned.
+#if WPTM % 4 == 0 && WPTN % 4 == 0
+#define LV 4
+#define floatL float4
+#else
+#define LV 1
+#define floatL float
+#endif
+#define ASTR (TSM + APAD * LV)      // floats per k row of the A tile
+#define NA ((TSM * TSK / VW + WGS - 1) / WGS)   // A vectors each item stages
+#define NB ((TSN * TSK / VW + WGS - 1) / WGS)   // B vectors each item stages
+#if VW == 1
+#define floatW float
+#define SG_LOAD(p) (*(p))
+#else
+#define SG_LOAD(p) vloadW (0, p)
+#endif
+
+//  Values of the A and B tiles at k0 (wholly inside the matrices) that
+//  this work-item stages, loaded into PA and PB: vector e of A is row
+//  e / (TSK/VW), columns (e % (TSK/VW)) * VW.., vector e of B is row
+//  e / (TSN/VW), columns (e % (TSN/VW)) * VW...
+#define SG_FETCH(k0) do {                                                   \
+    for (int q = 0; q < NA; q++) {                                          \
+        const int e = tid + q * WGS;                                        \
+        if (NA * WGS == TSM * TSK / VW || e < TSM * TSK / VW)               \
+            pa [q] = SG_LOAD (A + (m0 + e / (TSK / VW)) * lda + (k0)        \
+                              + (e % (TSK / VW)) * VW);                     \
+    }                                                                       \
+    for (int q = 0; q < NB; q++) {                                          \
+        const int e = tid + q * WGS;                                        \
+        if (NB * WGS == TSN * TSK / VW || e < TSN * TSK / VW)               \
+            pb [q] = SG_LOAD (B + ((k0) + e / (TSN / VW)) * ldb + n0        \
+                              + (e % (TSN / VW)) * VW);                     \
+    }                                                                       \
+} while (0)
+
+//  One K step of products from the staged tiles: per k, this work-item's
+//  WPTM values of A and WPTN of B, then WPTM x WPTN fused multiply-adds.
+#if LV == 4
+#define SG_OPERANDS(k)                                                      \
+    for (int a = 0; a < WPTM / 4; a++)                                      \
+        vstore4 (Asub [(k) * (ASTR / 4) + a * RTSM + tm], 0, areg + 4 * a); \
+    for (int b = 0; b < WPTN / 4; b++)                                      \
+        vstore4 (Bsub [(k) * (TSN / 4) + b * RTSN + tn], 0, breg + 4 * b);
+#else
+#define SG_OPERANDS(k)                                                      \
+    for (int a = 0; a < WPTM; a++)                                          \
+        areg [a] = As [(k) * ASTR + a * RTSM + tm];                         \
+    for (int b = 0; b < WPTN; b++)                                          \
+        breg [b] = Bs [(k) * TSN + b * RTSN + tn];
+#endif
+#define SG_PRODUCTS() do {                                                  \
+    for (int k = 0; k < TSK; k++) {                                         \
+        float areg [WPTM], breg [WPTN];                                     \
+        SG_OPERANDS (k)                                                     \
+        for (int i = 0; i < WPTM; i++)                                      \
+            for (int j = 0; j < WPTN; j++)                                  \
+                acc [i][j] = fma (areg [i], breg [j], acc [i][j]);          \
+    }                                                                       \
+} while (0)
+
 __kernel __attribute__ ((reqd_work_group_size (RTSN, RTSM, 1)))
 void
 sgemm (const int M, const int N, const int K, const float alpha,
@@ -121,8 +198,12 @@ sgemm (const int M, const int N, const int K, const float alpha,
     B += b_off;
     C += c_off;
 
-    __local float Asub [TSK][TSM + APAD];   // A tile, transposed: [k][row]
-    __local float Bsub [TSK][TSN];          // B tile: [k][col]
+    //  A tile, transposed ([k][row], ASTR floats per k), and B tile
+    //  ([k][col]), declared as floatL so that vector reads are aligned.
+    __local floatL Asub [TSK * ASTR / LV];
+    __local floatL Bsub [TSK * TSN / LV];
+    __local float *As = (__local float *) Asub;
+    __local float *Bs = (__local float *) Bsub;
 
     float acc [WPTM][WPTN];
     for (int i = 0; i < WPTM; i++)
@@ -132,76 +213,76 @@ sgemm (const int M, const int N, const int K, const float alpha,
     //  Whole-tile tests are uniform across the work-group, so the branches
     //  below never split it.
     const bool inside_mn = m0 + TSM <= M && n0 + TSN <= N;
-
-    for (int k0 = 0; k0 < K; k0 += TSK) {
-        if (inside_mn && k0 + TSK <= K) {
-#if VW > 1
-            for (int e = tid; e < TSM * TSK / VW; e += WGS) {
-                const int row = e / (TSK / VW);
-                const int kk = (e % (TSK / VW)) * VW;
-                float t [VW];
-                vstoreW (vloadW (0, A + (m0 + row) * lda + k0 + kk), 0, t);
-                for (int v = 0; v < VW; v++)
-                    Asub [kk + v][row] = t [v];
-            }
-            for (int e = tid; e < TSN * TSK / VW; e += WGS) {
-                const int kk = e / (TSN / VW);
-                const int col = (e % (TSN / VW)) * VW;
-                vstoreW (vloadW (0, B + (k0 + kk) * ldb + n0 + col), 0, &Bsub [kk][col]);
-            }
+    //  Interior tiles: whole K steps with vector loads, each step's global
+    //  loads issued (into registers) before the previous step's products,
+    //  so that they overlap. The rest of K, and edge tiles, below.
+    const int k_whole = inside_mn ? K / TSK * TSK : 0;
+    if (k_whole > 0) {
+        floatW pa [NA], pb [NB];
+        SG_FETCH (0);
+        for (int k0 = 0; k0 < k_whole; k0 += TSK) {
+            for (int q = 0; q < NA; q++) {
+                const int e = tid + q * WGS;
+                if (NA * WGS == TSM * TSK / VW || e < TSM * TSK / VW) {
+                    const int row = e / (TSK / VW);
+                    const int kk = (e % (TSK / VW)) * VW;
+#if VW == 1
+                    As [kk * ASTR + row] = pa [q];
 #else
-            for (int e = tid; e < TSM * TSK; e += WGS) {
-                const int row = e / TSK;
-                const int kk = e % TSK;
-                Asub [kk][row] = A [(m0 + row) * lda + k0 + kk];
-            }
-            for (int e = tid; e < TSN * TSK; e += WGS) {
-                const int kk = e / TSN;
-                const int col = e % TSN;
-                Bsub [kk][col] = B [(k0 + kk) * ldb + n0 + col];
-            }
+                    float t [VW];
+                    vstoreW (pa [q], 0, t);
+                    for (int v = 0; v < VW; v++)
+                        As [(kk + v) * ASTR + row] = t [v];
 #endif
+                }
+            }
+            for (int q = 0; q < NB; q++) {
+                const int e = tid + q * WGS;
+                if (NB * WGS == TSN * TSK / VW || e < TSN * TSK / VW) {
+                    const int kk = e / (TSN / VW);
+                    const int col = (e % (TSN / VW)) * VW;
+#if VW == 1
+                    Bs [kk * TSN + col] = pb [q];
+#else
+                    vstoreW (pb [q], 0, Bs + kk * TSN + col);
+#endif
+                }
+            }
+            barrier (CLK_LOCAL_MEM_FENCE);
+            if (k0 + TSK < k_whole)
+                SG_FETCH (k0 + TSK);
+            SG_PRODUCTS ();
+            //  Nobody may overwrite the tiles while others still read them.
+            barrier (CLK_LOCAL_MEM_FENCE);
         }
-        else {
-            //  Edge tile: zeros outside the matrices add nothing to C.
-            for (int e = tid; e < TSM * TSK; e += WGS) {
-                const int row = e / TSK;
-                const int kk = e % TSK;
-                const int gr = m0 + row;
-                const int gk = k0 + kk;
-                Asub [kk][row] = (gr < M && gk < K) ? A [gr * lda + gk] : 0.0f;
-            }
-            for (int e = tid; e < TSN * TSK; e += WGS) {
-                const int kk = e / TSN;
-                const int col = e % TSN;
-                const int gk = k0 + kk;
-                const int gc = n0 + col;
-                Bsub [kk][col] = (gk < K && gc < N) ? B [gk * ldb + gc] : 0.0f;
-            }
+    }
+    for (int k0 = k_whole; k0 < K; k0 += TSK) {
+        //  Edge tile: zeros outside the matrices add nothing to C.
+        for (int e = tid; e < TSM * TSK; e += WGS) {
+            const int row = e / TSK;
+            const int kk = e % TSK;
+            const int gr = m0 + row;
+            const int gk = k0 + kk;
+            As [kk * ASTR + row] = (gr < M && gk < K) ? A [gr * lda + gk] : 0.0f;
+        }
+        for (int e = tid; e < TSN * TSK; e += WGS) {
+            const int kk = e / TSN;
+            const int col = e % TSN;
+            const int gk = k0 + kk;
+            const int gc = n0 + col;
+            Bs [kk * TSN + col] = (gk < K && gc < N) ? B [gk * ldb + gc] : 0.0f;
         }
         barrier (CLK_LOCAL_MEM_FENCE);
-
-        for (int k = 0; k < TSK; k++) {
-            float areg [WPTM];
-            float breg [WPTN];
-            for (int i = 0; i < WPTM; i++)
-                areg [i] = Asub [k][tm + i * RTSM];
-            for (int j = 0; j < WPTN; j++)
-                breg [j] = Bsub [k][tn + j * RTSN];
-            for (int i = 0; i < WPTM; i++)
-                for (int j = 0; j < WPTN; j++)
-                    acc [i][j] += areg [i] * breg [j];
-        }
-        //  Nobody may overwrite the tiles while others still read them.
+        SG_PRODUCTS ();
         barrier (CLK_LOCAL_MEM_FENCE);
     }
 
     for (int i = 0; i < WPTM; i++) {
-        const int row = m0 + tm + i * RTSM;
+        const int row = m0 + ((i / LV) * RTSM + tm) * LV + i % LV;
         if (row >= M)
-            break;
+            continue;
         for (int j = 0; j < WPTN; j++) {
-            const int col = n0 + tn + j * RTSN;
+            const int col = n0 + ((j / LV) * RTSN + tn) * LV + j % LV;
             if (col < N) {
                 __global float *c = C + row * ldc + col;
                 *c = beta == 0.0f ? alpha * acc [i][j] : alpha * acc [i][j] + beta * *c;

@@ -43,6 +43,13 @@ s_usage (FILE *out)
 "  -t, --tag TAG           label shown by `rxq workers`; repeatable\n"
 "      --cache-dir DIR     where built OpenCL programs are kept (default\n"
 "                          $XDG_CACHE_HOME/rxq or ~/.cache/rxq)\n"
+"      --blob-dir DIR      blob cache: models fetched from the broker's store and\n"
+"                          outputs (default CACHE-DIR/blobs)\n"
+"      --blob-cache-mb N   size cap of the blob cache in MiB, least recently\n"
+"                          used out first (default 10240)\n"
+"      --weight-cache-mb N device memory for quantized weights kept between\n"
+"                          jobs, in MiB (default: a quarter of the device's;\n"
+"                          0 turns the weight cache off)\n"
 "      --heartbeat-ms N    heartbeat interval in ms (default %d); the broker\n"
 "                          counts us dead after %d silent intervals\n"
 "      --log-level LEVEL   error, warn, info or debug (env RXQ_LOG_LEVEL,\n"
@@ -112,7 +119,8 @@ s_default_cache_dir (void)
 int
 main (int argc, char *argv [])
 {
-    enum { OPT_LIST = 256, OPT_CACHE, OPT_HEARTBEAT, OPT_LOG, OPT_NODEVICE };
+    enum { OPT_LIST = 256, OPT_CACHE, OPT_HEARTBEAT, OPT_LOG, OPT_NODEVICE, OPT_BLOB_DIR,
+           OPT_BLOB_MB, OPT_WEIGHT_MB };
     static const struct option options [] = {
         { "broker",       required_argument, NULL, 'b' },
         { "device",       required_argument, NULL, 'd' },
@@ -124,6 +132,9 @@ main (int argc, char *argv [])
         { "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
         { "log-level",    required_argument, NULL, OPT_LOG },
         { "no-device",    no_argument,       NULL, OPT_NODEVICE },
+        { "blob-dir",     required_argument, NULL, OPT_BLOB_DIR },
+        { "blob-cache-mb", required_argument, NULL, OPT_BLOB_MB },
+        { "weight-cache-mb", required_argument, NULL, OPT_WEIGHT_MB },
         { "help",         no_argument,       NULL, 'h' },
         { "version",      no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -133,6 +144,10 @@ main (int argc, char *argv [])
     const char *log_level = getenv ("RXQ_LOG_LEVEL");
     const char *log_source = "RXQ_LOG_LEVEL";
     const char *cache_dir = NULL;
+    const char *blob_dir = NULL;
+    uint32_t blob_mb = (uint32_t) (WRK_BLOBS_CAP_DEFAULT >> 20);
+    uint32_t weight_mb = 0;
+    bool weight_mb_set = false;
     const char *tags [MAX_TAGS];
     wrk_agent_config_t cfg = { 0 };
     bool list_devices = false;
@@ -148,6 +163,18 @@ main (int argc, char *argv [])
             case OPT_LIST: list_devices = true; break;
             case OPT_CACHE: cache_dir = optarg; break;
             case OPT_NODEVICE: no_device = true; break;
+            case OPT_BLOB_DIR: blob_dir = optarg; break;
+            case OPT_WEIGHT_MB:
+                if (s_parse_uint (optarg, 0, UINT32_MAX, &weight_mb))
+                    return s_usage_error ("--weight-cache-mb must be a number of MiB, not '%s'",
+                                          optarg);
+                weight_mb_set = true;
+                break;
+            case OPT_BLOB_MB:
+                if (s_parse_uint (optarg, 1, UINT32_MAX, &blob_mb))
+                    return s_usage_error ("--blob-cache-mb must be a number of MiB from 1, "
+                                          "not '%s'", optarg);
+                break;
             case OPT_LOG: log_level = optarg; log_source = "--log-level"; break;
             case 'c':
                 if (s_parse_uint (optarg, 1, WRK_AGENT_CAPACITY_MAX, &cfg.capacity))
@@ -216,8 +243,36 @@ main (int argc, char *argv [])
     }
     cmn_err_t err;
     cmn_err_clear (&err);
+    //  The blob cache: where quantize fetches models (docs/store.md).
+    wrk_blobs_t *blobs = NULL;
+    {
+        char *default_cache = cache_dir || blob_dir ? NULL : s_default_cache_dir ();
+        const char *base = cache_dir ? cache_dir : default_cache;
+        char *dir = blob_dir ? strdup (blob_dir) : base ? zsys_sprintf ("%s/blobs", base) : NULL;
+        free (default_cache);
+        if (dir) {
+            blobs = wrk_blobs_new (dir, (uint64_t) blob_mb << 20, cfg.endpoint, &err);
+            if (!blobs)
+                cmn_log_warn ("no blob cache (%s): jobs on blobs will fail", err.msg);
+        }
+        else
+            cmn_log_warn ("no blob cache: no --blob-dir, --cache-dir or HOME");
+        free (dir);
+        cfg.blobs = blobs;
+    }
+    //  The weight cache: quantized tensors kept on the device (docs/store.md).
+    wrk_wcache_t *wcache = NULL;
+    if (device) {
+        uint64_t budget = weight_mb_set ? (uint64_t) weight_mb << 20
+                        : wrk_device_info (device)->global_mem / WRK_WCACHE_BUDGET_DIVISOR;
+        if (budget > 0)
+            wcache = wrk_wcache_new (device, budget);
+        cfg.wcache = wcache;
+    }
     wrk_agent_t *agent = wrk_agent_new (&cfg, device, &err);
     if (!agent) {
+        wrk_wcache_destroy (&wcache);
+        wrk_blobs_destroy (&blobs);
         wrk_device_destroy (&device);
         if (err.code == RXQ_E_INVAL)
             return s_usage_error ("%s", err.msg);
@@ -226,6 +281,8 @@ main (int argc, char *argv [])
     }
     int status = wrk_agent_run (agent);
     wrk_agent_destroy (&agent);
+    wrk_wcache_destroy (&wcache);
+    wrk_blobs_destroy (&blobs);
     wrk_device_destroy (&device);
     return status;
 }

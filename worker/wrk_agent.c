@@ -19,6 +19,7 @@
 #include "cmn_log.h"
 #include "cmn_proto.h"
 #include "wrk_job.h"
+#include "wrk_tune.h"
 #include <czmq.h>
 #include <assert.h>
 #include <errno.h>
@@ -65,6 +66,8 @@ typedef struct {
 //  What the device thread shares with the agent; immutable but for beat_ms.
 typedef struct {
     wrk_device_t *device;           // the OpenCL device, or NULL
+    wrk_blobs_t *blobs;             // the blob cache, or NULL
+    wrk_wcache_t *wcache;           // the weight cache, or NULL
     uint32_t progress_ms;           // least ms between two forwarded progresses
     _Atomic int64_t beat_ms;        // monotonic ms of the running job's start or
                                     // last progress; 0 while idle
@@ -115,12 +118,15 @@ s_lease_destroy (s_lease_t **lease_p)
 }
 
 //  Errors the same JOB would hit again: the broker should not retry them.
+//  UNSUPPORTED is a property of the input or of the kernels (a model's
+//  architecture, an ONNX opset, a tensor layout), not a passing failure.
 static bool
 s_retryable (int code)
 {
     int primary = cmn_error_primary (code);
     return primary != RXQ_E_PARAM && primary != RXQ_E_KIND
-        && primary != RXQ_E_FORMAT && primary != RXQ_E_PROTO;
+        && primary != RXQ_E_FORMAT && primary != RXQ_E_PROTO
+        && primary != RXQ_E_UNSUPPORTED;
 }
 
 static void
@@ -209,12 +215,15 @@ s_device_run (s_devctx_t *ctx, zsock_t *pipe, s_lease_t *lease)
     job.attempt = lease->attempt;
     job.params = lease->params;
     job.device = lease->needs_device ? ctx->device : NULL;
+    job.blobs = ctx->blobs;
+    job.wcache = ctx->wcache;
     job.stop = &lease->stop;
     job.deadline_ms = lease->timeout_ms ? start + (int64_t) lease->timeout_ms : 0;
     job.result = &result_pk;
     job.sink = s_sink;
     job.sink_arg = &sink;
     job.last_progress_ms = start;
+    job.progress_ms = ctx->progress_ms;
 
     //  A lease aborted while it waited in the pipe is not started at all.
     int rc = wrk_job_should_stop (&job) ? -1 : lease->fn (&job);
@@ -230,13 +239,19 @@ s_device_run (s_devctx_t *ctx, zsock_t *pipe, s_lease_t *lease)
     if (rc == 0 && cmn_codec_check (result.data, result.size, &limits, &check) == 0
     &&  (((unsigned char) result.data [0] & 0xf0) == 0x80
          || (unsigned char) result.data [0] == 0xde || (unsigned char) result.data [0] == 0xdf)) {
-        msgpack_pack_map (&pk, 5);
+        msgpack_pack_map (&pk, 5 + (ctx->wcache != NULL));
         cmn_pack_kv_str (&pk, "id", lease->id);
         cmn_pack_kv_uint (&pk, "attempt", lease->attempt);
         cmn_pack_kv_bool (&pk, "ok", true);
         cmn_pack_key (&pk, "result");
         msgpack_sbuffer_write (&done, result.data, result.size);
         cmn_pack_kv_bool (&pk, "retry", true);
+        if (ctx->wcache) {
+            //  What the job left in device memory, before the broker
+            //  leases the next job (6.10).
+            cmn_pack_key (&pk, "weights");
+            wrk_wcache_pack_held (ctx->wcache, &pk);
+        }
         cmn_log_info ("job %s attempt %" PRIu64 " (%s) succeeded in %" PRId64 " ms",
                       lease->id, lease->attempt, lease->kind, wrk_job_now_ms () - start);
     }
@@ -341,7 +356,8 @@ static void
 s_send_heartbeat (wrk_agent_t *self)
 {
     int64_t beat = atomic_load (&self->devctx.beat_ms);
-    if (!beat) {
+    bool weights = self->devctx.wcache && wrk_wcache_count (self->devctx.wcache) > 0;
+    if (!beat && !weights) {
         static const uint8_t empty_map = 0x80;
         s_send (self, RXQ_CMD_HEARTBEAT, &empty_map, 1);
         return;
@@ -351,8 +367,13 @@ s_send_heartbeat (wrk_agent_t *self)
     msgpack_sbuffer_init (&sb);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 1);
-    cmn_pack_kv_uint (&pk, "stalled_ms", (uint64_t) (stalled > 0 ? stalled : 0));
+    msgpack_pack_map (&pk, (beat != 0) + weights);
+    if (beat)
+        cmn_pack_kv_uint (&pk, "stalled_ms", (uint64_t) (stalled > 0 ? stalled : 0));
+    if (weights) {
+        cmn_pack_key (&pk, "weights");
+        wrk_wcache_pack_held (self->devctx.wcache, &pk);
+    }
     s_send_packed (self, RXQ_CMD_HEARTBEAT, &sb);
     msgpack_sbuffer_destroy (&sb);
 }
@@ -368,7 +389,7 @@ s_send_ready (wrk_agent_t *self)
     msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
     size_t held = zlist_size (self->leases);
     msgpack_pack_map (&pk, 3 + (self->device_info.size > 0) + (self->tag_count > 0)
-                           + (held > 0));
+                           + (held > 0) + (self->devctx.wcache != NULL));
     cmn_pack_kv_str (&pk, "name", self->name);
     cmn_pack_key (&pk, "kinds");
     msgpack_pack_array (&pk, self->kind_count);
@@ -394,6 +415,10 @@ s_send_ready (wrk_agent_t *self)
             cmn_pack_kv_str (&pk, "id", lease->id);
             cmn_pack_kv_uint (&pk, "attempt", lease->attempt);
         }
+    }
+    if (self->devctx.wcache) {
+        cmn_pack_key (&pk, "weights");
+        wrk_wcache_pack_held (self->devctx.wcache, &pk);
     }
     s_send_packed (self, RXQ_CMD_READY, &sb);
     msgpack_sbuffer_destroy (&sb);
@@ -797,6 +822,45 @@ s_on_disconnect (wrk_agent_t *self, const msgpack_object *map)
     s_send_ready (self);
 }
 
+//  TUNING (6.9): {device_key, entry, ...}, the tuning entry stored for this
+//  worker's device. It is installed as the device's override, so every
+//  program built from now on uses it; one for another device (the broker
+//  matched a key we do not have) or an invalid one is dropped, and the
+//  shipped row stays.
+static void
+s_on_tuning (wrk_agent_t *self, const msgpack_object *map)
+{
+    char key [512], mine [512];
+    const msgpack_object *entry = NULL;
+    cmn_err_t err;
+    int rc = cmn_codec_get_cstr (map, "device_key", key, sizeof key, &err);
+    if (rc) {
+        s_drop (self, RXQ_CMD_TUNING, "%s", rc == 1 ? "field 'device_key' is missing" : err.msg);
+        return;
+    }
+    rc = cmn_codec_get_map (map, "entry", &entry, &err);
+    if (rc) {
+        s_drop (self, RXQ_CMD_TUNING, "%s", rc == 1 ? "field 'entry' is missing" : err.msg);
+        return;
+    }
+    if (!self->devctx.device) {
+        s_drop (self, RXQ_CMD_TUNING, "this worker has no device");
+        return;
+    }
+    wrk_tune_device_key (wrk_device_info (self->devctx.device), mine, sizeof mine);
+    if (strcmp (key, mine) != 0) {
+        s_drop (self, RXQ_CMD_TUNING, "entry is for device '%s', this worker's is '%s'", key, mine);
+        return;
+    }
+    if (wrk_tune_set_override (self->devctx.device, entry, &err)) {
+        s_drop (self, RXQ_CMD_TUNING, "%s", err.msg);
+        return;
+    }
+    char job [RXQ_MAX_ID_LEN + 1] = "?";
+    cmn_codec_get_cstr (map, "job", job, sizeof job, NULL);
+    cmn_log_info ("installed the stored tuning entry for '%s' (from job %s)", key, job);
+}
+
 //  Reads one message from the broker, checks its frames (3.1, 3.4) and
 //  dispatches it. Invalid messages are dropped and logged (3.5).
 static void
@@ -849,7 +913,8 @@ s_on_broker (wrk_agent_t *self)
     if (cmd == RXQ_CMD_JOB)
         s_on_job (self, body_frame);
     else
-    if (cmd == RXQ_CMD_ABORT || cmd == RXQ_CMD_DISCONNECT || cmd == RXQ_CMD_HEARTBEAT) {
+    if (cmd == RXQ_CMD_ABORT || cmd == RXQ_CMD_DISCONNECT || cmd == RXQ_CMD_HEARTBEAT
+    ||  cmd == RXQ_CMD_TUNING) {
         cmn_body_t body;
         cmn_err_t err;
         if (cmn_body_decode (&body, zframe_data (body_frame), zframe_size (body_frame),
@@ -861,6 +926,9 @@ s_on_broker (wrk_agent_t *self)
             else
             if (cmd == RXQ_CMD_DISCONNECT)
                 s_on_disconnect (self, &body.root);
+            else
+            if (cmd == RXQ_CMD_TUNING)
+                s_on_tuning (self, &body.root);
             cmn_body_free (&body);
         }
     }
@@ -952,6 +1020,8 @@ wrk_agent_new (const wrk_agent_config_t *cfg, wrk_device_t *device, cmn_err_t *e
     self->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : RXQ_HEARTBEAT_MS_DEFAULT;
     self->liveness = cfg->liveness ? cfg->liveness : RXQ_LIVENESS_DEFAULT;
     self->devctx.device = device;
+    self->devctx.blobs = cfg->blobs;
+    self->devctx.wcache = cfg->wcache;
     self->devctx.progress_ms = cfg->progress_ms ? cfg->progress_ms
                                                 : WRK_AGENT_PROGRESS_MS_DEFAULT;
     atomic_init (&self->devctx.beat_ms, 0);

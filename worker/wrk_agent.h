@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include "cmn_error.h"
 #include "wrk_device.h"
+#include "wrk_blobs.h"
+#include "wrk_wcache.h"
 
 typedef struct _wrk_agent_t wrk_agent_t;
 
@@ -50,6 +52,11 @@ typedef struct {
                                 // RXQ_LIVENESS_DEFAULT
     uint32_t progress_ms;       // least ms between two PROGRESS of one job; 0 for
                                 // WRK_AGENT_PROGRESS_MS_DEFAULT
+    wrk_blobs_t *blobs;         // blob cache for the jobs (borrowed, used only
+                                // by the device thread); NULL for none
+    wrk_wcache_t *wcache;       // weight cache on the device (borrowed); what
+                                // it holds is advertised as `weights` in
+                                // READY, HEARTBEAT and DONE; NULL for none
 } wrk_agent_config_t;
 
 //  Creates an agent: copies CFG, connects a DEALER socket to the broker

@@ -24,6 +24,8 @@
 #include "cmn_proto.h"
 
 typedef struct _wrk_device_t wrk_device_t;
+typedef struct _wrk_blobs_t wrk_blobs_t;
+typedef struct _wrk_wcache_t wrk_wcache_t;
 typedef struct _wrk_job_t wrk_job_t;
 
 //  Called by wrk_job_progress with a packed msgpack map (the progress event
@@ -36,6 +38,11 @@ struct _wrk_job_t {
     const msgpack_object *params;   // parameter map, never NULL
     wrk_device_t *device;           // the worker's device; NULL for kinds
                                     // that need none
+    wrk_blobs_t *blobs;             // the worker's blob cache (wrk_blobs.h):
+                                    // fetch inputs, upload outputs; NULL
+                                    // when the worker has none
+    wrk_wcache_t *wcache;           // the worker's weight cache in device
+                                    // memory (wrk_wcache.h), or NULL
     atomic_int *stop;               // set to RXQ_E_CANCELLED or RXQ_E_TIMEOUT
                                     // by the main thread
     int64_t deadline_ms;            // monotonic ms when the attempt must
@@ -45,6 +52,8 @@ struct _wrk_job_t {
     wrk_job_sink_fn *sink;          // progress sink
     void *sink_arg;                 // its state
     int64_t last_progress_ms;       // monotonic ms of the last progress sent
+    uint32_t progress_ms;           // least ms between two progress events the
+                                    // sink forwards (it drops the others); 0 none
 };
 
 //  Sends a progress event: FRACTION in [0, 1] of the work done and a short

@@ -6,6 +6,8 @@
 #include "wrk_job.h"
 #include "wrk_bench.h"
 #include "wrk_farm.h"
+#include "wrk_generate.h"
+#include "wrk_optimize.h"
 #include "wrk_quantize.h"
 #include "cmn_codec.h"
 #include <string.h>
@@ -55,6 +57,8 @@ static const struct {
     { "bench.kernels", wrk_farm_bench_kernels },
     { "tune", wrk_farm_tune },
     { "quantize", wrk_quantize_job },
+    { "optimize", wrk_optimize_job },
+    { "generate", wrk_generate_job },
     { NULL, NULL }
 };
 

@@ -26,6 +26,7 @@ typedef struct {
     size_t gemv_rows;           // GEMV_ROWS, weight rows per GEMV group
     size_t gemm_rows;           // GEMM_ROWS, weight rows per GEMM group
     size_t gemm_bt;             // GEMM_BT, batch rows per GEMM group
+    size_t gemv_unit;           // GEMV_UNIT, GEMV scheme (0 slices, 1 units)
     size_t norm_wgs;            // NORM_WGS, work-items per row
     size_t softmax_wgs;         // SOFTMAX_WGS, work-items per row
     size_t att_wgs;             // ATT_WGS, work-items per (head, query)
@@ -48,6 +49,7 @@ s_tuning (wrk_device_t *dev)
         .gemv_rows = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMV_ROWS"),
         .gemm_rows = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMM_ROWS"),
         .gemm_bt = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMM_BT"),
+        .gemv_unit = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMV_UNIT"),
         .norm_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_NORM, "NORM_WGS"),
         .softmax_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_SOFTMAX, "SOFTMAX_WGS"),
         .att_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_ATTENTION, "ATT_WGS"),
@@ -219,8 +221,8 @@ s_qmm (wrk_device_t *dev, bool gemv, int type, cl_mem W, cl_mem X, cl_mem Y,
     const s_tuning_t t = s_tuning (dev);
     char options [160], kernel [32];
     snprintf (options, sizeof options, "-DQMM_WGS=%zu -DGEMV_ROWS=%zu "
-              "-DGEMM_ROWS=%zu -DGEMM_BT=%zu", t.qmm_wgs, t.gemv_rows,
-              t.gemm_rows, t.gemm_bt);
+              "-DGEMM_ROWS=%zu -DGEMM_BT=%zu -DGEMV_UNIT=%zu", t.qmm_wgs, t.gemv_rows,
+              t.gemm_rows, t.gemm_bt, t.gemv_unit);
     snprintf (kernel, sizeof kernel, "%s_%s", what, tname);
     const size_t w_bytes = (size_t) rows * ((size_t) cols / bv) * bb;
     const size_t x_bytes = (size_t) batch * cols * sizeof (float);

@@ -14,8 +14,12 @@
 #include "cmn_mixed.h"
 #include "cmn_quant.h"
 #include "cmn_safetensors.h"
+#include "wrk_blobs.h"
 #include "wrk_quant.h"
+#include "wrk_wcache.h"
+#include "cmn_log.h"
 #include <assert.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -893,6 +897,199 @@ s_job_progress (void *arg, double fraction, const char *message, cmn_err_t *err)
     return 0;
 }
 
+//  Progress of a model fetch: fraction 0 (quantizing has not started),
+//  the bytes so far in the message, at most every 5% of the blob.
+typedef struct {
+    wrk_job_t *job;
+    uint64_t last;              // bytes at the last report
+} s_fetch_t;
+
+static int
+s_fetch_progress (void *arg, uint64_t done, uint64_t total)
+{
+    s_fetch_t *f = arg;
+    //  A cancel or the deadline stops the fetch between chunks.
+    int stop = wrk_job_should_stop (f->job);
+    if (stop)
+        return stop;
+    if (done != total && done - f->last < total / 20)
+        return 0;
+    f->last = done;
+    wrk_job_progress (f->job, 0.0, "fetching model: %.1f of %.1f MB", (double) done / 1e6,
+                      (double) total / 1e6);
+    return 0;
+}
+
+//  Writes raw msgpack bytes to PK (a value packed elsewhere).
+static void
+s_pack_raw (msgpack_packer *pk, const char *data, size_t len)
+{
+    pk->callback (pk->data, data, len);
+}
+
+//  Packs MAP (a result map) into PK with `weights_cached` set to CACHED.
+static void
+s_pack_result (msgpack_packer *pk, const msgpack_object_map *map, bool cached)
+{
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < map->size; i++)
+        keep += !cmn_codec_str_eq (&map->ptr [i].key, "weights_cached");
+    msgpack_pack_map (pk, keep + 1);
+    for (uint32_t i = 0; i < map->size; i++)
+        if (!cmn_codec_str_eq (&map->ptr [i].key, "weights_cached")) {
+            msgpack_pack_object (pk, map->ptr [i].key);
+            msgpack_pack_object (pk, map->ptr [i].val);
+        }
+    cmn_pack_kv_bool (pk, "weights_cached", cached);
+}
+
+//  A repeat of a job the weight cache remembers: same model, type and
+//  options. The quantized tensors are on the device and the output is a
+//  blob; the job's result is the one computed then (quantization is
+//  deterministic: the same input and options give the same bytes), once
+//  the broker is known to hold the output (it is uploaded again from the
+//  worker's blob cache if not). Returns 0 when it answered the job, 1
+//  when the cache cannot (the job then runs in full).
+static int
+s_quantize_cached (wrk_job_t *job, const char *model, const char *type_s, const char *sig)
+{
+    const void *extra = NULL;
+    size_t len = 0;
+    uint64_t bytes = 0;
+    if (!job->wcache || !job->blobs
+    ||  !wrk_wcache_lookup (job->wcache, model, type_s, &extra, &len, &bytes) || !extra)
+        return 1;
+    cmn_body_t entry;
+    if (cmn_body_decode (&entry, extra, len, &cmn_codec_limits_default, NULL))
+        return 1;
+    char esig [4200] = "";
+    char out [CMN_BLOB_HEX_LEN + 1] = "";
+    const msgpack_object *result = NULL;
+    int rc = 1;
+    cmn_err_t err = { 0 };
+    if (cmn_codec_get_cstr (&entry.root, "sig", esig, sizeof esig, NULL) == 0
+    &&  strcmp (esig, sig) == 0
+    &&  cmn_codec_get_cstr (&entry.root, "output_blob", out, sizeof out, NULL) == 0
+    &&  cmn_codec_get_map (&entry.root, "result", &result, NULL) == 0) {
+        if (wrk_blobs_push (job->blobs, out, &err) == 0) {
+            wrk_job_progress (job, 1.0, "served from the weight cache: %.16s... at %s is on "
+                              "the device (%.1f MB), output %.16s...", model, type_s,
+                              (double) bytes / 1e6, out);
+            s_pack_result (job->result, &result->via.map, true);
+            rc = 0;
+        }
+        else
+            wrk_job_progress (job, 0.0, "weight cache entry for %.16s... at %s not usable (%s);"
+                              " quantizing again", model, type_s, err.msg);
+    }
+    cmn_body_free (&entry);
+    return rc;
+}
+
+//  quantize on blobs (docs/store.md): fetches blob MODEL into the worker's
+//  cache (a hit costs nothing), quantizes it into the cache's tmp
+//  directory, uploads the output to the broker's store and keeps it in
+//  the cache, then loads its tensors into the weight cache on the device.
+//  The result is the report with `output` replaced by `output_blob` (its
+//  SHA-256), plus `model_blob`, `model_cached` and `weights_cached`.
+static int
+s_quantize_blob (wrk_job_t *job, const char *model, const char *type_s,
+                 const wrk_quantize_opts_t *opts)
+{
+    if (!job->blobs)
+        return cmn_err_set (&job->err, RXQ_E_UNSUPPORTED, "quantize: model %.16s... is a blob, "
+                            "but this worker has no blob cache (see rxq-worker --blob-dir)",
+                            model);
+    //  What makes two jobs give the same output: the model and these.
+    char sig [4200];
+    snprintf (sig, sizeof sig, "type=%s budget=%" PRIu64 " bpw=%.17g keep=%s", type_s,
+              opts->budget_bytes, opts->bpw, opts->keep ? opts->keep : "");
+    if (s_quantize_cached (job, model, type_s, sig) == 0)
+        return 0;
+    char in [4096], out [4096];
+    bool hit = false;
+    s_fetch_t fetch = { job, 0 };
+    if (wrk_blobs_fetch (job->blobs, model, in, sizeof in, &hit, s_fetch_progress, &fetch,
+                         &job->err))
+        return -1;
+    wrk_job_progress (job, 0.0, "model %.16s... %s", model,
+                      hit ? "found in the blob cache" : "fetched");
+    if (wrk_blobs_tmp_path (job->blobs, ".gguf", out, sizeof out))
+        return cmn_err_set (&job->err, RXQ_E_INVAL, "quantize: blob cache path too long");
+    msgpack_sbuffer report;
+    msgpack_sbuffer_init (&report);
+    msgpack_packer rpk;
+    msgpack_packer_init (&rpk, &report, msgpack_sbuffer_write);
+    if (wrk_quantize_file (job->device, in, out, opts, s_job_progress, job, &rpk, &job->err)) {
+        msgpack_sbuffer_destroy (&report);
+        return -1;
+    }
+    wrk_job_progress (job, 1.0, "uploading the output to the broker's store");
+    char hash [CMN_BLOB_HEX_LEN + 1];
+    uint64_t size = 0;
+    if (wrk_blobs_put (job->blobs, out, hash, &size, &job->err)) {
+        unlink (out);
+        msgpack_sbuffer_destroy (&report);
+        return -1;
+    }
+    //  The result: the report with `output` (a path in our tmp directory,
+    //  gone now) replaced by the blob's name.
+    msgpack_unpacked u;
+    msgpack_unpacked_init (&u);
+    size_t off = 0;
+    msgpack_sbuffer res;
+    msgpack_sbuffer_init (&res);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &res, msgpack_sbuffer_write);
+    int rc = 0;
+    if (msgpack_unpack_next (&u, report.data, report.size, &off) != MSGPACK_UNPACK_SUCCESS
+    ||  u.data.type != MSGPACK_OBJECT_MAP)
+        rc = cmn_err_set (&job->err, RXQ_E_INTERNAL, "quantize: report is not a map");
+    else {
+        const msgpack_object_map *m = &u.data.via.map;
+        uint32_t keep = 0;
+        for (uint32_t i = 0; i < m->size; i++)
+            keep += !cmn_codec_str_eq (&m->ptr [i].key, "output");
+        msgpack_pack_map (&pk, keep + 4);
+        for (uint32_t i = 0; i < m->size; i++)
+            if (!cmn_codec_str_eq (&m->ptr [i].key, "output")) {
+                msgpack_pack_object (&pk, m->ptr [i].key);
+                msgpack_pack_object (&pk, m->ptr [i].val);
+            }
+        cmn_pack_kv_str (&pk, "output_blob", hash);
+        cmn_pack_kv_str (&pk, "model_blob", model);
+        cmn_pack_kv_bool (&pk, "model_cached", hit);
+        cmn_pack_kv_bool (&pk, "weights_cached", false);
+        s_pack_raw (job->result, res.data, res.size);
+    }
+    msgpack_unpacked_destroy (&u);
+    msgpack_sbuffer_destroy (&report);
+    //  Keep the quantized tensors on the device for the next job on this
+    //  model; a failure here costs the cache, not the job.
+    char path [4096];
+    if (rc == 0 && job->wcache
+    &&  wrk_blobs_fetch (job->blobs, hash, path, sizeof path, NULL, NULL, NULL, &job->err) == 0) {
+        msgpack_sbuffer extra;
+        msgpack_sbuffer_init (&extra);
+        msgpack_packer epk;
+        msgpack_packer_init (&epk, &extra, msgpack_sbuffer_write);
+        msgpack_pack_map (&epk, 3);
+        cmn_pack_kv_str (&epk, "sig", sig);
+        cmn_pack_kv_str (&epk, "output_blob", hash);
+        cmn_pack_key (&epk, "result");
+        msgpack_sbuffer_write (&extra, res.data, res.size);
+        cmn_err_t werr = { 0 };
+        if (wrk_wcache_load_gguf (job->wcache, model, type_s, path, extra.data, extra.size,
+                                  &werr))
+            cmn_log_warn ("quantize: output not kept on the device: %s", werr.msg);
+        msgpack_sbuffer_destroy (&extra);
+    }
+    if (rc == 0)
+        cmn_err_clear (&job->err);
+    msgpack_sbuffer_destroy (&res);
+    return rc;
+}
+
 int
 wrk_quantize_job (wrk_job_t *job)
 {
@@ -913,6 +1110,13 @@ wrk_quantize_job (wrk_job_t *job)
     wrk_quantize_opts_t opts = { .budget_bytes = budget, .bpw = bpw, .keep = keep };
     if (wrk_quantize_parse_type (type_s, &opts.type, &job->err))
         return -1;
+    if (cmn_blob_name_valid (model, strlen (model))) {
+        if (*output)
+            return cmn_err_set (&job->err, RXQ_E_PARAM, "quantize: 'output' is a path on the "
+                                "worker and cannot be used with a blob model; the output goes "
+                                "to the blob store (its hash is the result's output_blob)");
+        return s_quantize_blob (job, model, type_s, &opts);
+    }
     if (!*output) {
         //  MODEL without its extension, then ".TYPE.gguf".
         const char *slash = strrchr (model, '/');

@@ -70,6 +70,10 @@ int wrk_quantize_file (wrk_device_t *dev, const char *in_path, const char *out_p
 //  Runner for the `quantize` job kind (params: model, type, output,
 //  budget_bytes, bpw, keep; see common/cmn_kind.c): progress per tensor,
 //  stop checks between tensors and chunks, the report as the result.
+//  A `model` that is a blob name (64 hex digits) is fetched into the
+//  worker's blob cache (job->blobs), and the output GGUF is uploaded to
+//  the broker's store: the result then carries `output_blob` (its
+//  SHA-256) instead of `output`, and `model_blob`, `model_cached`.
 int wrk_quantize_job (wrk_job_t *job);
 
 #endif

@@ -40,9 +40,10 @@ static const s_family_t s_families [WRK_TUNE_FAMILIES] = {
         { "DIRECT", 0, 1, false }, { "TSM", 1, 256, false }, { "TSN", 1, 256, false },
         { "TSK", 1, 64, true }, { "WPTM", 1, 16, false }, { "WPTN", 1, 64, false },
         { "VW", 1, 16, true }, { "APAD", 0, 4, false } } },
-    [WRK_TUNE_QMATMUL] = { "qmatmul", 4, {
+    [WRK_TUNE_QMATMUL] = { "qmatmul", 5, {
         { "QMM_WGS", 1, 1024, true }, { "GEMV_ROWS", 1, 16, false },
-        { "GEMM_ROWS", 1, 16, false }, { "GEMM_BT", 1, 16, false } } },
+        { "GEMM_ROWS", 1, 16, false }, { "GEMM_BT", 1, 16, false },
+        { "GEMV_UNIT", 0, 1, false } } },
     [WRK_TUNE_NORM] = { "norm", 1, { { "NORM_WGS", 1, 4096, true } } },
     //  The error bounds of softmax and attention (docs/kernels.md) assume
     //  at least 16 work-items.
@@ -56,7 +57,7 @@ static const s_family_t s_families [WRK_TUNE_FAMILIES] = {
 };
 
 enum { S_DIRECT, S_TSM, S_TSN, S_TSK, S_WPTM, S_WPTN, S_VW, S_APAD };
-enum { S_QMM_WGS, S_GEMV_ROWS, S_GEMM_ROWS, S_GEMM_BT };
+enum { S_QMM_WGS, S_GEMV_ROWS, S_GEMM_ROWS, S_GEMM_BT, S_GEMV_UNIT };
 enum { S_TR_TILE, S_TR_ROWS };
 enum { S_CONV_WGS, S_CONV_OCT };
 
@@ -144,7 +145,7 @@ static const s_row_t s_rows [] = {
     //  work-item in float16 registers.
     { "cpu", NULL, NULL, "cpu", {
         [WRK_TUNE_SGEMM]       = { 1, 96, 32, 8, 6, 32, 16, 0 },
-        [WRK_TUNE_QMATMUL]     = { 8, 4, 4, 4 },
+        [WRK_TUNE_QMATMUL]     = { 8, 4, 4, 4, 1 },
         [WRK_TUNE_NORM]        = { 64 },
         [WRK_TUNE_SOFTMAX]     = { 64 },
         [WRK_TUNE_ATTENTION]   = { 16 },
@@ -155,7 +156,7 @@ static const s_row_t s_rows [] = {
     //  SM, 64 K registers per SM).
     { "nvidia", "NVIDIA", NULL, "gpu", {
         [WRK_TUNE_SGEMM]       = { 0, 128, 128, 16, 8, 8, 4, 1 },
-        [WRK_TUNE_QMATMUL]     = { 64, 1, 2, 8 },
+        [WRK_TUNE_QMATMUL]     = { 128, 2, 2, 8, 0 },
         [WRK_TUNE_NORM]        = { 256 },
         [WRK_TUNE_SOFTMAX]     = { 256 },
         [WRK_TUNE_ATTENTION]   = { 32 },
@@ -167,7 +168,7 @@ static const s_row_t s_rows [] = {
     { "amd-polaris", "AMD|Advanced Micro Devices",
       "Ellesmere|Baffin|Lexa|Polaris|gfx803|RX 470|RX 480|RX 570|RX 580|RX 590", "gpu", {
         [WRK_TUNE_SGEMM]       = { 0, 64, 64, 8, 8, 8, 4, 1 },
-        [WRK_TUNE_QMATMUL]     = { 64, 2, 2, 4 },
+        [WRK_TUNE_QMATMUL]     = { 64, 2, 2, 4, 0 },
         [WRK_TUNE_NORM]        = { 256 },
         [WRK_TUNE_SOFTMAX]     = { 256 },
         [WRK_TUNE_ATTENTION]   = { 64 },
@@ -178,7 +179,7 @@ static const s_row_t s_rows [] = {
     //  reasoning of docs/kernels.md), safe on any GPU once clamped.
     { "default", NULL, NULL, NULL, {
         [WRK_TUNE_SGEMM]       = { 0, 64, 64, 16, 4, 4, 4, 1 },
-        [WRK_TUNE_QMATMUL]     = { 64, 2, 2, 4 },
+        [WRK_TUNE_QMATMUL]     = { 64, 2, 2, 4, 0 },
         [WRK_TUNE_NORM]        = { 256 },
         [WRK_TUNE_SOFTMAX]     = { 256 },
         [WRK_TUNE_ATTENTION]   = { 64 },
@@ -268,8 +269,13 @@ wrk_tune_local_bytes (const wrk_tune_t *t, wrk_tune_family_t family)
     const size_t f = sizeof (float);
     switch (family) {
         case WRK_TUNE_SGEMM:
+            //  sgemm.cl pads by APAD float4 when WPTM and WPTN are
+            //  multiples of 4 (its float4 local reads), else by APAD floats.
             return v [S_DIRECT] ? 0
-                 : f * (size_t) v [S_TSK] * (size_t) (v [S_TSM] + v [S_APAD] + v [S_TSN]);
+                 : f * (size_t) v [S_TSK]
+                   * (size_t) (v [S_TSM] + v [S_TSN]
+                               + v [S_APAD] * (v [S_WPTM] % 4 == 0 && v [S_WPTN] % 4 == 0
+                                               ? 4 : 1));
         case WRK_TUNE_QMATMUL: {
             size_t rows = (size_t) (v [S_GEMV_ROWS] > v [S_GEMM_ROWS] * v [S_GEMM_BT]
                                     ? v [S_GEMV_ROWS] : v [S_GEMM_ROWS] * v [S_GEMM_BT]);
@@ -677,7 +683,8 @@ static const int s_sgemm_tiled [][8] = {
     { 0, 64, 64, 8, 8, 8, 4, 1 }, { 0, 128, 64, 16, 8, 4, 4, 1 },
     { 0, 64, 128, 16, 4, 8, 4, 1 }, { 0, 128, 128, 8, 8, 8, 4, 1 },
     { 0, 64, 64, 32, 4, 4, 4, 1 }, { 0, 32, 32, 16, 4, 4, 4, 1 },
-    { 0, 16, 16, 8, 4, 4, 4, 1 },
+    { 0, 16, 16, 8, 4, 4, 4, 1 }, { 0, 64, 128, 16, 8, 8, 4, 1 },
+    { 0, 128, 64, 16, 8, 8, 4, 1 }, { 0, 64, 64, 16, 8, 8, 4, 1 },
 };
 
 int
@@ -852,10 +859,13 @@ s_override_put (wrk_device_t *dev, const s_override_t *saved, bool present)
     pthread_mutex_unlock (&s_overrides_lock);
 }
 
-//  Candidate (QMM_WGS, GEMV_ROWS) pairs, tried after the device's own.
-static const int s_qmm_cands [][2] = {
-    { 64, 2 }, { 64, 1 }, { 32, 2 }, { 128, 1 }, { 32, 4 }, { 16, 4 }, { 8, 4 },
-    { 8, 8 }, { 4, 8 }, { 16, 8 }, { 256, 1 }, { 128, 2 }, { 64, 4 }, { 32, 1 },
+//  Candidate (QMM_WGS, GEMV_ROWS, GEMV_UNIT) sets, tried after the
+//  device's own: the slice scheme's best on the H200 and the Polaris
+//  guess first, then the unit scheme's (CPUs), then the rest.
+static const int s_qmm_cands [][3] = {
+    { 128, 2, 0 }, { 64, 2, 0 }, { 256, 4, 0 }, { 8, 4, 1 }, { 16, 4, 1 }, { 64, 1, 0 },
+    { 128, 1, 0 }, { 32, 2, 0 }, { 128, 4, 0 }, { 256, 2, 0 }, { 8, 8, 1 }, { 4, 8, 1 },
+    { 64, 2, 1 }, { 32, 4, 1 }, { 16, 8, 1 }, { 64, 4, 0 },
 };
 
 int
@@ -919,6 +929,7 @@ wrk_tune_search_qmatmul (wrk_device_t *dev, int type, int rows, int cols, int bu
         if (i > 0) {
             cand.v [WRK_TUNE_QMATMUL][S_QMM_WGS] = s_qmm_cands [i - 1][0];
             cand.v [WRK_TUNE_QMATMUL][S_GEMV_ROWS] = s_qmm_cands [i - 1][1];
+            cand.v [WRK_TUNE_QMATMUL][S_GEMV_UNIT] = s_qmm_cands [i - 1][2];
             if (!s_fits (&cand, WRK_TUNE_QMATMUL, info)
             ||  memcmp (cand.v [WRK_TUNE_QMATMUL], base.v [WRK_TUNE_QMATMUL],
                         sizeof base.v [0]) == 0)

@@ -149,8 +149,8 @@ void wrk_tune_device_options (wrk_device_t *dev, wrk_tune_family_t family, char 
 int wrk_tune_search_sgemm (wrk_device_t *dev, int n, int budget_ms, char *options,
                            size_t size, double *gflops, cmn_err_t *err);
 
-//  Times qmatmul GEMV candidates (QMM_WGS, GEMV_ROWS) for quant TYPE
-//  (GGML_TYPE_*) at ROWS x COLS on DEV, each checked against the CPU
+//  Times qmatmul GEMV candidates (QMM_WGS, GEMV_ROWS, GEMV_UNIT) for
+//  quant TYPE (GGML_TYPE_*) at ROWS x COLS on DEV, each checked against the CPU
 //  reference (dequantize, then a double dot product; the bound of
 //  docs/kernels.md), for about BUDGET_MS. The device's override is
 //  restored afterwards. Writes the best options into OPTIONS and its GB/s

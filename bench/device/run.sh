@@ -49,7 +49,9 @@ step gemm_gpu 75 "$payload/bench_gemm" --device "$sel" --sizes 1024,2048,3072,40
 step gemm_gpu_tuned 110 "$payload/bench_gemm" --device "$sel" --sizes 1024,2048,4096 --reps 5 --tune 40000
 #  2. Quantized GEMV against the copy bandwidth (rotating over 1 GiB of
 #     weights, so the 50 MB L2 does not hold them).
-step gemv_gpu 70 "$payload/bench_gemv" --device "$sel" --shapes 4096x4096,11008x4096,4096x11008 --reps 50 --copy-mb 1024 --rotate-mb 1024
+#     Model shapes (launch-bound on a 4 TB/s GPU: 9 MB take 2 us) and
+#     large ones (150-290 MB per matrix).
+step gemv_gpu 150 "$payload/bench_gemv" --device "$sel" --shapes 4096x4096,11008x4096,4096x11008,16384x16384,32768x8192 --reps 50 --copy-mb 1024 --rotate-mb 1024
 #  3. Quantize throughput (GB/s of input) next to the copy bandwidth, on a
 #     generated 1 GiB model, for a simple and a K-quant type.
 step quant_q4_0 60 "$payload/bench_quantize" -d "$sel" -t q4_0 -s 1024

@@ -1,6 +1,7 @@
 /*  cmn_codec: round trips, typed accessors, and rejection of malformed
  *  bodies (truncated, wrong types, oversized, deeply nested, lying counts). */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cmn_codec.h"
 #include "cmn_proto.h"
@@ -189,4 +190,34 @@ Test (cmn_codec, random_bytes_never_crash)
             cmn_body_free (&body);
         }
     }
+}
+
+//  Regression: bodies used to point into the caller's buffer, so a body
+//  read after its message was freed held garbage.
+Test (cmn_codec, body_outlives_its_buffer)
+{
+    s_buf_t b;
+    msgpack_packer *pk = s_begin (&b);
+    msgpack_pack_map (pk, 2);
+    cmn_pack_kv_str (pk, "name", "worker-one");
+    cmn_pack_key (pk, "data");
+    msgpack_pack_bin (pk, 3);
+    msgpack_pack_bin_body (pk, "\x01\x02\x03", 3);
+    char *heap = malloc (b.sb.size);
+    cr_assert_not_null (heap);
+    memcpy (heap, b.sb.data, b.sb.size);
+    size_t len = b.sb.size;
+    msgpack_sbuffer_destroy (&b.sb);
+    cmn_body_t body;
+    cmn_err_t err;
+    cr_assert_eq (cmn_body_decode (&body, heap, len, L, &err), 0, "%s", err.msg);
+    memset (heap, 0xAA, len);
+    free (heap);
+    char name [32];
+    cr_assert_eq (cmn_codec_get_cstr (&body.root, "name", name, sizeof name, &err), 0);
+    cr_assert_str_eq (name, "worker-one");
+    const msgpack_object *data = cmn_codec_find (&body.root, "data");
+    cr_assert (data && data->type == MSGPACK_OBJECT_BIN && data->via.bin.size == 3);
+    cr_assert_eq (memcmp (data->via.bin.ptr, "\x01\x02\x03", 3), 0);
+    cmn_body_free (&body);
 }

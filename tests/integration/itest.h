@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include "rxq_client.h"
 #include "cmn_proto.h"
+#include "support/tst_redis.h"
 
 #define ITEST_MAX_PROCS 16
 //  Helpers are static, and a test file need not use them all.
@@ -110,22 +111,14 @@ itest_tmpdir (void)
     return itest.dir;
 }
 
-//  A TCP port on 127.0.0.1 that nothing listens on right now: bound to 0,
-//  read back, released.
+//  A TCP port on 127.0.0.1 that nothing listens on right now
+//  (tests/support/tst_redis.h).
 ITEST_FN int
 itest_free_port (void)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq (fd, 0);
-    struct sockaddr_in sa;
-    memset (&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    cr_assert_eq (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    cr_assert_eq (getsockname (fd, (struct sockaddr *) &sa, &len), 0);
-    close (fd);
-    return ntohs (sa.sin_port);
+    int port = tst_free_port ();
+    cr_assert_gt (port, 0, "no free loopback port");
+    return port;
 }
 
 //  A socket listening on 127.0.0.1:PORT (0: any), to make a port busy.

@@ -208,6 +208,38 @@ Test (cluster, watch_cancel_retry)
     cr_assert_eq (r->code, 0, "%s", r->err);
 }
 
+//  Routing by capability from the CLI: a job needing what no worker offers
+//  waits queued with the reason in `rxq status`, and fails once its queue
+//  timeout passes; one the workers can run goes through.
+Test (cluster, require_and_queue_timeout)
+{
+    s_cluster_t c;
+    s_cluster_up (&c, 1);
+    itest_run_t *r = &s_run;
+
+    itest_rxq (r, 10000, "--broker", c.endpoint, "submit", "noop",
+               "--require", "tag=no-such-tag", "--queue-timeout-ms", "3000");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    char id [80];
+    cr_assert_eq (sscanf (r->out, "%79s", id), 1);
+    itest_sleep_ms (500);
+    itest_rxq (r, 10000, "--broker", c.endpoint, "status", id);
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_assert (strstr (r->out, "queued"), "%s", r->out);
+    cr_assert (strstr (r->out, "no-such-tag"), "the reason names the tag: %s", r->out);
+
+    itest_rxq (r, 20000, "--broker", c.endpoint, "watch", id);
+    cr_assert_eq (r->code, 1, "a job that timed out in the queue exits 1: %s%s", r->out, r->err);
+    itest_rxq (r, 10000, "--broker", c.endpoint, "--json", "status", id);
+    cr_assert (strstr (r->out, "\"state\":\"failed\""), "%s", r->out);
+    cr_assert (strstr (r->out, "RXQ_E_TIMEOUT"), "%s", r->out);
+
+    //  The worker is PoCL's CPU device: type=cpu and OpenCL C 1.2 match.
+    itest_rxq (r, 30000, "--broker", c.endpoint, "submit", "noop", "--require", "type=cpu",
+               "--require", "opencl_c=1.2", "--require", "min_global_mem=1M", "--wait");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+}
+
 TestSuite (cli, .fini = s_fini, .timeout = 60);
 
 Test (cli, bad_input_is_a_usage_error)

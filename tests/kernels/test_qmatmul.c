@@ -16,6 +16,8 @@
  */
 #include "kernels/kernel_test.h"
 #include "cmn_quant.h"
+#include "wrk_tune.h"
+#include <msgpack.h>
 
 //  Runs one product and checks it. GEMV when BATCH is 0 (batch 1).
 static void
@@ -145,4 +147,58 @@ Test (qmatmul, rejects_bad_shapes_and_small_buffers)
     clReleaseMemObject (dX);
     clReleaseMemObject (dY);
     free (wq);
+}
+
+//  Installs {qmatmul: {QMM_WGS: wgs, GEMV_ROWS: rows, GEMV_UNIT: unit}} as
+//  the test device's tuning override (NULL entry when WGS is 0: removes it).
+static void
+s_qmm_override (int wgs, int rows, int unit)
+{
+    cmn_err_t e = { 0 };
+    cmn_err_t *err = &e;
+    if (wgs == 0) {
+        cr_assert_eq (wrk_tune_set_override (kt_dev, NULL, err), 0);
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1);
+    msgpack_pack_str_with_body (&pk, "qmatmul", 7);
+    msgpack_pack_map (&pk, 3);
+    msgpack_pack_str_with_body (&pk, "QMM_WGS", 7);
+    msgpack_pack_int (&pk, wgs);
+    msgpack_pack_str_with_body (&pk, "GEMV_ROWS", 9);
+    msgpack_pack_int (&pk, rows);
+    msgpack_pack_str_with_body (&pk, "GEMV_UNIT", 9);
+    msgpack_pack_int (&pk, unit);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    cr_assert_eq (msgpack_unpack_next (&up, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq (wrk_tune_set_override (kt_dev, &up.data, err), 0, "%s", err->msg);
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+//  Both GEMV schemes on whatever device runs the tests: the sliced one
+//  (GEMV_UNIT=0, the GPU rows) and the per-unit one (1, the CPU row), with
+//  groups wider than a row's slices, row counts that are not multiples of
+//  GEMV_ROWS (the clamped tail rows), and several slices per work-item.
+Test (qmatmul, gemv_both_schemes_match_dequantized_reference)
+{
+    static const int cfg [][3] = {
+        { 16, 3, 0 }, { 64, 1, 0 }, { 4, 8, 0 }, { 256, 4, 0 }, { 32, 2, 1 },
+    };
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg [0]; c++) {
+        s_qmm_override (cfg [c][0], cfg [c][1], cfg [c][2]);
+        for (size_t t = 0; t < sizeof s_types / sizeof s_types [0]; t++) {
+            const int *cols = cmn_quant_block_values (s_types [t]) == 256 ? s_cols_256
+                                                                           : s_cols_32;
+            for (int i = 0; i < 4; i++)
+                s_run (s_types [t], 1 + 11 * i, cols [i], 0, 4000 + 10 * c + (uint64_t) i,
+                       i == 3 ? -3.0f : -1.0f, i == 3 ? 0.5f : 1.0f);
+        }
+    }
+    s_qmm_override (0, 0, 0);
 }

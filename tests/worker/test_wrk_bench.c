@@ -445,16 +445,20 @@ Test (wrk_bench, sgemm_awkward_shapes)
 }
 
 //  The tuning parameters the bench/ tuner will vary: each configuration
-//  must give correct results on a shape that leaves partial tiles in M, N
-//  and K. Launched here directly, since wrk_bench_sgemm picks its own.
+//  must give correct results on a shape that has whole interior tiles (the
+//  prefetching path of DIRECT=0, float4 local reads when WPTM and WPTN are
+//  multiples of 4, with and without padding) and partial tiles in M, N and
+//  K. Launched here directly, since wrk_bench_sgemm picks its own.
 Test (wrk_bench, sgemm_tuning_configurations)
 {
-    static const struct { int tsm, tsn, tsk, wptm, wptn, vw; } configs [] = {
-        { 64, 64, 16, 4, 4, 1 }, { 32, 32, 8, 2, 4, 2 }, { 16, 64, 16, 2, 8, 8 },
-        { 128, 128, 16, 8, 8, 4 }, { 32, 16, 32, 4, 1, 16 }, { 8, 8, 4, 1, 1, 4 },
+    static const struct { int tsm, tsn, tsk, wptm, wptn, vw, apad; } configs [] = {
+        { 64, 64, 16, 4, 4, 1, 1 }, { 32, 32, 8, 2, 4, 2, 1 }, { 16, 64, 16, 2, 8, 8, 1 },
+        { 128, 128, 16, 8, 8, 4, 1 }, { 32, 16, 32, 4, 1, 16, 1 }, { 8, 8, 4, 1, 1, 4, 1 },
+        { 128, 128, 8, 8, 8, 4, 0 }, { 64, 128, 16, 4, 8, 4, 2 }, { 64, 64, 32, 8, 4, 8, 1 },
+        { 96, 64, 16, 6, 8, 2, 1 },
     };
-    const int M = 77, N = 51, K = 133;
-    float A [77 * 133], B [133 * 51], C [77 * 51];
+    static float A [150 * 133], B [133 * 140], C [150 * 140];
+    const int M = 150, N = 140, K = 133;
     s_fill (A, (size_t) M * K, 11);
     s_fill (B, (size_t) K * N, 12);
     wrk_device_t *dev = s_open ();
@@ -466,9 +470,9 @@ Test (wrk_bench, sgemm_tuning_configurations)
     cr_assert (a && b && c);
     for (size_t i = 0; i < sizeof configs / sizeof configs [0]; i++) {
         char options [160];
-        snprintf (options, sizeof options, "-DTSM=%d -DTSN=%d -DTSK=%d -DWPTM=%d -DWPTN=%d -DVW=%d",
-                  configs [i].tsm, configs [i].tsn, configs [i].tsk, configs [i].wptm,
-                  configs [i].wptn, configs [i].vw);
+        snprintf (options, sizeof options, "-DTSM=%d -DTSN=%d -DTSK=%d -DWPTM=%d -DWPTN=%d "
+                  "-DVW=%d -DAPAD=%d", configs [i].tsm, configs [i].tsn, configs [i].tsk,
+                  configs [i].wptm, configs [i].wptn, configs [i].vw, configs [i].apad);
         cmn_err_t err = { 0 };
         cl_program p = wrk_device_program (dev, "sgemm.cl", options, &err);
         cr_assert_not_null (p, "%s: %s", options, err.msg);

@@ -284,3 +284,24 @@ Test (wrk_tune, search_qmatmul_restores_override)
     cr_assert_eq (err.code, RXQ_E_INVAL);
     wrk_device_destroy (&dev);
 }
+
+//  sgemm.cl pads the transposed A tile by APAD float4 when WPTM and WPTN
+//  are multiples of 4 (its float4 local reads) and by APAD floats
+//  otherwise; the clamp must count what the kernel declares.
+Test (wrk_tune, sgemm_local_bytes_follow_the_padding_unit)
+{
+    wrk_tune_t t;
+    wrk_tune_default (&t);
+    wrk_tune_put (&t, WRK_TUNE_SGEMM, "DIRECT", 0);
+    wrk_tune_put (&t, WRK_TUNE_SGEMM, "TSM", 128);
+    wrk_tune_put (&t, WRK_TUNE_SGEMM, "TSN", 128);
+    wrk_tune_put (&t, WRK_TUNE_SGEMM, "TSK", 16);
+    wrk_tune_put (&t, WRK_TUNE_SGEMM, "WPTM", 8);
+    wrk_tune_put (&t, WRK_TUNE_SGEMM, "WPTN", 8);
+    wrk_tune_put (&t, WRK_TUNE_SGEMM, "APAD", 1);
+    cr_assert_eq (wrk_tune_local_bytes (&t, WRK_TUNE_SGEMM), 4 * 16 * (128 + 4 + 128));
+    wrk_tune_put (&t, WRK_TUNE_SGEMM, "WPTN", 2);
+    cr_assert_eq (wrk_tune_local_bytes (&t, WRK_TUNE_SGEMM), 4 * 16 * (128 + 1 + 128));
+    wrk_tune_put (&t, WRK_TUNE_SGEMM, "DIRECT", 1);
+    cr_assert_eq (wrk_tune_local_bytes (&t, WRK_TUNE_SGEMM), 0);
+}

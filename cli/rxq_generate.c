@@ -1,0 +1,329 @@
+/*  rxq_generate: see rxq_generate.h. */
+#include "rxq_generate.h"
+#include "rxq_client.h"
+#include "rxq_cmd.h"
+#include "cmn_codec.h"
+#include "cmn_kind.h"
+#include "cmn_proto.h"
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *s_help =
+"usage: rxq generate --model PATH [options] \"prompt\"\n"
+"\n"
+"Generates text with a Llama-architecture GGUF model on a worker and prints\n"
+"it as it arrives. The prompt is the user message of the model's chat\n"
+"template (ChatML) unless --raw. PATH is a file on the worker's machine.\n"
+"\n"
+"  --model PATH          GGUF model file (required)\n"
+"  --max-tokens N        tokens to generate at most (default 128)\n"
+"  --temp T              temperature; 0 is greedy (default 0.8)\n"
+"  --top-k K             sample from the K most likely tokens; 0 all (default 40)\n"
+"  --top-p P             nucleus probability mass, 0 < P <= 1 (default 0.95)\n"
+"  --repeat-penalty R    penalty on the last 64 tokens, R >= 1 (default 1)\n"
+"  --seed S              random seed: the same seed gives the same text\n"
+"                        (default: from the clock, printed in the summary)\n"
+"  --stop STR            stop when the text contains STR (not printed)\n"
+"  --raw                 feed the prompt as it is, without the chat template\n"
+"  --json                print the job record as JSON at the end instead of the\n"
+"                        text: tokens, timings (pp/tg tokens per second), kernels\n"
+"  --broker URL, --timeout SEC as for every command\n"
+"\n"
+"Exit: 0 done; 1 the job failed or was cancelled; 2 broker refused; 3 broker\n"
+"unreachable; 64 usage.\n";
+
+static int
+s_error (int code, const char *fmt, ...)
+{
+    char line [1024];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (line, sizeof line, fmt, ap);
+    va_end (ap);
+    for (char *p = line; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf (stderr, "rxq: %s\n", line);
+    return code;
+}
+
+//  What the stream printed so far.
+typedef struct {
+    bool json;              // print nothing while streaming
+    uint64_t attempt;       // attempt whose text is being printed, 0 none yet
+    bool any;               // some text was printed
+    size_t printed;         // bytes of the current attempt's text printed
+    bool newline;           // the last byte printed was '\n'
+} s_stream_t;
+
+//  PARTIAL callback: prints each progress event's `text`. A new attempt
+//  (the job was requeued) starts its text again: say so.
+static void
+s_on_partial (void *arg, const msgpack_object *body)
+{
+    s_stream_t *st = arg;
+    const msgpack_object *ev = NULL;
+    if (st->json || cmn_codec_get_map (body, "event", &ev, NULL) != 0
+    ||  !cmn_codec_str_eq (cmn_codec_find (ev, "type"), "progress"))
+        return;
+    const char *text = NULL;
+    size_t len = 0;
+    uint64_t attempt = 0;
+    cmn_codec_get_uint (ev, "attempt", &attempt, NULL);
+    if (cmn_codec_get_str (ev, "text", &text, &len, NULL) != 0 || !text)
+        return;
+    if (st->attempt && attempt != st->attempt) {
+        if (st->any && !st->newline)
+            fputc ('\n', stdout);
+        fflush (stdout);
+        fprintf (stderr, "rxq: the job was requeued; attempt %llu starts over\n",
+                 (unsigned long long) attempt);
+    }
+    if (attempt != st->attempt)
+        st->printed = 0;
+    st->attempt = attempt;
+    st->printed += len;
+    if (len) {
+        fwrite (text, 1, len, stdout);
+        st->any = true;
+        st->newline = text [len - 1] == '\n';
+        fflush (stdout);
+    }
+}
+
+static bool
+s_uint (const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull (s, &end, 10);
+    if (errno || *end || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool
+s_float (const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    double v = strtod (s, &end);
+    if (end == s || *end || !isfinite (v) || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+int
+rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv)
+{
+    enum { O_MODEL = 1, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_PEN, O_SEED, O_STOP, O_RAW,
+           O_BROKER, O_JSON, O_TIMEOUT, O_HELP };
+    static const struct option options [] = {
+        { "model", required_argument, NULL, O_MODEL },
+        { "max-tokens", required_argument, NULL, O_MAX },
+        { "temp", required_argument, NULL, O_TEMP },
+        { "top-k", required_argument, NULL, O_TOPK },
+        { "top-p", required_argument, NULL, O_TOPP },
+        { "repeat-penalty", required_argument, NULL, O_PEN },
+        { "seed", required_argument, NULL, O_SEED },
+        { "stop", required_argument, NULL, O_STOP },
+        { "raw", no_argument, NULL, O_RAW },
+        { "broker", required_argument, NULL, O_BROKER },
+        { "json", no_argument, NULL, O_JSON },
+        { "timeout", required_argument, NULL, O_TIMEOUT },
+        { "help", no_argument, NULL, O_HELP },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *model = NULL, *stop = NULL;
+    uint64_t max_tokens = 0, top_k = 0, seed = 0;
+    double temp = 0, top_p = 0, penalty = 0;
+    bool have_max = false, have_temp = false, have_topk = false, have_topp = false;
+    bool have_pen = false, have_seed = false, raw = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long (argc, argv, ":", options, NULL)) != -1) {
+        switch (c) {
+            case O_MODEL: model = optarg; break;
+            case O_MAX:
+                if (!s_uint (optarg, 65536, &max_tokens) || max_tokens == 0)
+                    return s_error (RXQ_EXIT_USAGE, "--max-tokens must be 1..65536, not '%s'", optarg);
+                have_max = true;
+                break;
+            case O_TEMP:
+                if (!s_float (optarg, 0, 100, &temp))
+                    return s_error (RXQ_EXIT_USAGE, "--temp must be a number in 0..100, not '%s'", optarg);
+                have_temp = true;
+                break;
+            case O_TOPK:
+                if (!s_uint (optarg, 1000000, &top_k))
+                    return s_error (RXQ_EXIT_USAGE, "--top-k must be 0..1000000, not '%s'", optarg);
+                have_topk = true;
+                break;
+            case O_TOPP:
+                if (!s_float (optarg, 0, 1, &top_p) || top_p <= 0)
+                    return s_error (RXQ_EXIT_USAGE, "--top-p must be in (0, 1], not '%s'", optarg);
+                have_topp = true;
+                break;
+            case O_PEN:
+                if (!s_float (optarg, 1, 100, &penalty))
+                    return s_error (RXQ_EXIT_USAGE, "--repeat-penalty must be in 1..100, not '%s'",
+                                    optarg);
+                have_pen = true;
+                break;
+            case O_SEED:
+                if (!s_uint (optarg, UINT64_MAX, &seed))
+                    return s_error (RXQ_EXIT_USAGE, "--seed must be an unsigned integer, not '%s'", optarg);
+                have_seed = true;
+                break;
+            case O_STOP:
+                if (!*optarg || strlen (optarg) > 256)
+                    return s_error (RXQ_EXIT_USAGE, "--stop must be 1..256 bytes");
+                stop = optarg;
+                break;
+            case O_RAW: raw = true; break;
+            case O_BROKER: o->broker = optarg; break;
+            case O_JSON: o->json = true; break;
+            case O_TIMEOUT: {
+                double secs;
+                if (!s_float (optarg, 0, 86400, &secs) || secs <= 0)
+                    return s_error (RXQ_EXIT_USAGE, "--timeout must be a number of seconds above 0, "
+                                    "not '%s'", optarg);
+                o->timeout_ms = (int) ceil (secs * 1000.0);
+                o->timeout_set = true;
+                break;
+            }
+            case O_HELP:
+                fputs (s_help, stdout);
+                return RXQ_EXIT_OK;
+            case ':':
+                return s_error (RXQ_EXIT_USAGE, "option '%s' needs a value (see rxq generate --help)",
+                                argv [optind - 1]);
+            default:
+                return s_error (RXQ_EXIT_USAGE, "unknown option '%s' for generate (see rxq generate "
+                                "--help)", argv [optind - 1]);
+        }
+    }
+    if (!model || !*model)
+        return s_error (RXQ_EXIT_USAGE, "generate needs --model PATH (see rxq generate --help)");
+    if (optind != argc - 1)
+        return s_error (RXQ_EXIT_USAGE, "generate needs exactly one prompt argument (quote it)");
+    const char *prompt = argv [optind];
+
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    cmn_pack_kv_str (&pk, "kind", "generate");
+    cmn_pack_key (&pk, "params");
+    msgpack_pack_map (&pk, 2 + have_max + have_temp + have_topk + have_topp + have_pen + have_seed
+                           + (stop != NULL) + raw);
+    cmn_pack_kv_str (&pk, "model", model);
+    cmn_pack_kv_str (&pk, "prompt", prompt);
+    if (have_max) cmn_pack_kv_uint (&pk, "max_tokens", max_tokens);
+    if (have_temp) cmn_pack_kv_double (&pk, "temp", temp);
+    if (have_topk) cmn_pack_kv_uint (&pk, "top_k", top_k);
+    if (have_topp) cmn_pack_kv_double (&pk, "top_p", top_p);
+    if (have_pen) cmn_pack_kv_double (&pk, "repeat_penalty", penalty);
+    if (have_seed) cmn_pack_kv_uint (&pk, "seed", seed);
+    if (stop) cmn_pack_kv_str (&pk, "stop", stop);
+    if (raw) cmn_pack_kv_bool (&pk, "raw", true);
+    cmn_pack_kv_bool (&pk, "wait", true);
+
+    //  The same checks the broker makes, so a typo fails here, at once.
+    cmn_err_t err = { 0 };
+    cmn_body_t check;
+    if (cmn_body_decode (&check, body.data, body.size, &cmn_codec_limits_default, &err) != 0) {
+        msgpack_sbuffer_destroy (&body);
+        return s_error (RXQ_EXIT_USAGE, "job too large: %s", err.msg);
+    }
+    const cmn_kind_t *kind = cmn_kind_find ("generate", 8);
+    int rc = kind ? cmn_kind_validate (kind, cmn_codec_find (&check.root, "params"), &err) : 0;
+    cmn_body_free (&check);
+    if (rc != 0) {
+        msgpack_sbuffer_destroy (&body);
+        return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+    }
+
+    rxq_client_t *client = rxq_client_new (o->broker, &err);
+    if (!client) {
+        msgpack_sbuffer_destroy (&body);
+        return s_error (err.code == RXQ_E_INVAL ? RXQ_EXIT_USAGE : RXQ_EXIT_UNREACHABLE, "%s",
+                        err.msg);
+    }
+    if (o->timeout_set)
+        rxq_client_set_stream_timeout (client, o->timeout_ms);
+    s_stream_t st = { .json = o->json, .newline = true };
+    cmn_body_t final;
+    int code = RXQ_EXIT_OK;
+    if (rxq_client_request (client, RXQ_CMD_SUBMIT, body.data, body.size, s_on_partial, &st,
+                            o->timeout_ms, &final, &err) != 0) {
+        code = s_error (rxq_client_error_from_broker (client) ? RXQ_EXIT_BROKER
+                                                              : RXQ_EXIT_UNREACHABLE, "%s", err.msg);
+        goto done;
+    }
+    const msgpack_object *job = NULL, *result = NULL, *error = NULL;
+    if (cmn_codec_get_map (&final.root, "job", &job, NULL) != 0) {
+        code = s_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
+        cmn_body_free (&final);
+        goto done;
+    }
+    char state [32] = "", id [RXQ_MAX_ID_LEN + 1] = "?";
+    cmn_codec_get_cstr (job, "state", state, sizeof state, NULL);
+    cmn_codec_get_cstr (job, "id", id, sizeof id, NULL);
+    if (o->json) {
+        cmn_codec_print_json (stdout, job);
+        fputc ('\n', stdout);
+    }
+    else {
+        //  Whatever the stream did not carry (an event lost on the way)
+        //  comes from the result, which holds the whole text.
+        const char *text = NULL;
+        size_t len = 0;
+        if (cmn_codec_get_map (job, "result", &result, NULL) == 0
+        &&  cmn_codec_get_str (result, "text", &text, &len, NULL) == 0 && text
+        &&  len > st.printed) {
+            fwrite (text + st.printed, 1, len - st.printed, stdout);
+            st.any = true;
+            st.newline = text [len - 1] == '\n';
+        }
+    }
+    if (!o->json && st.any && !st.newline)
+        fputc ('\n', stdout);
+    fflush (stdout);
+    if (strcmp (state, "succeeded") != 0) {
+        char msg [300] = "";
+        if (cmn_codec_get_map (job, "error", &error, NULL) == 0)
+            cmn_codec_get_cstr (error, "message", msg, sizeof msg, NULL);
+        code = s_error (RXQ_EXIT_JOB, "job %s %s%s%s", id, state, msg [0] ? ": " : "", msg);
+    }
+    else
+    if (!o->json && cmn_codec_get_map (job, "result", &result, NULL) == 0) {
+        uint64_t n_prompt = 0, n_gen = 0, seed_used = 0;
+        double pp = 0, tg = 0;
+        char reason [32] = "";
+        cmn_codec_get_uint (result, "n_prompt", &n_prompt, NULL);
+        cmn_codec_get_uint (result, "n_gen", &n_gen, NULL);
+        cmn_codec_get_uint (result, "seed", &seed_used, NULL);
+        cmn_codec_get_double (result, "pp_tps", &pp, NULL);
+        cmn_codec_get_double (result, "tg_tps", &tg, NULL);
+        cmn_codec_get_cstr (result, "stop_reason", reason, sizeof reason, NULL);
+        fprintf (stderr, "rxq: %llu prompt tokens (%.1f tok/s), %llu generated (%.1f tok/s), "
+                 "stopped by %s, seed %llu\n", (unsigned long long) n_prompt, pp,
+                 (unsigned long long) n_gen, tg, reason, (unsigned long long) seed_used);
+    }
+    cmn_body_free (&final);
+done:
+    rxq_client_destroy (&client);
+    msgpack_sbuffer_destroy (&body);
+    return code;
+}

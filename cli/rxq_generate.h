@@ -1,0 +1,31 @@
+/*  rxq_generate: `rxq generate`, text generation through the cluster.
+ *
+ *    rxq generate --model PATH [--max-tokens N] [--temp T] [--top-k K]
+ *                 [--top-p P] [--repeat-penalty R] [--seed S] [--stop STR]
+ *                 [--raw] [--json] "prompt"
+ *
+ *  Submits a `generate` job (docs/llm.md) with wait, prints the text to
+ *  stdout as the worker streams it (PROGRESS events with `text`), then a
+ *  summary line on stderr (tokens, pp/tg tokens per second, why it
+ *  stopped). --json prints nothing while it runs and then the job record,
+ *  whose result holds the text, token ids, timings and kernel telemetry.
+ *  rxq_cmd parses the global options and calls this with what it found.
+ */
+#ifndef RXQ_GENERATE_H
+#define RXQ_GENERATE_H
+#include <stdbool.h>
+
+//  The global options, as rxq_cmd holds them.
+typedef struct {
+    const char *broker;     // broker endpoint
+    bool json;              // --json
+    int timeout_ms;         // --timeout, ms
+    bool timeout_set;       // --timeout was given
+} rxq_generate_opts_t;
+
+//  `rxq generate ...`: ARGV [0] is "generate". Returns the exit code
+//  (rxq_cmd.h): 0 the job succeeded; 1 it failed or was cancelled; 2 the
+//  broker refused it; 3 broker unreachable; 64 usage.
+int rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv);
+
+#endif

@@ -1,0 +1,46 @@
+/*  rxq_optimize: the `rxq optimize` command.
+ *
+ *    rxq optimize MODEL.onnx [--local] [-O0|-O1|-O2] [--enable PASS]...
+ *                 [--disable PASS]... [--report-json FILE] -o OUT.onnx
+ *
+ *  With --local, reads the ONNX model, runs the optimizer (cmn_opt) in
+ *  this process and writes the optimized model and the report (text on
+ *  stderr, JSON with --json on stdout or with --report-json to a file).
+ *  Without it, the `optimize` job runs on a worker: MODEL and OUT are
+ *  passed as absolute paths, which the worker must see (a local cluster,
+ *  or a shared file system); rxq_cmd submits it and waits. The blob store
+ *  is not used for ONNX models yet (docs/optimize.md).
+ */
+#ifndef RXQ_OPTIMIZE_H
+#define RXQ_OPTIMIZE_H
+#include <stdbool.h>
+#include <limits.h>
+
+typedef struct {
+    bool local;                 // --local
+    bool json;                  // --json (also the global option)
+    bool help;                  // --help was given: nothing else to do
+    int level;                  // -O
+    char model [PATH_MAX];      // MODEL, absolute
+    char output [PATH_MAX];     // -o, absolute
+    char enable [1024];         // comma-separated --enable passes
+    char disable [1024];        // comma-separated --disable passes
+    const char *report_json;    // --report-json FILE or NULL
+} rxq_optimize_args_t;
+
+//  Parses `rxq optimize ...` (ARGV [0] is "optimize") into ARGS; JSON is
+//  the global --json. Returns -1 when ARGS are ready (or help was printed:
+//  ARGS->help), else the exit code of a usage error (message printed).
+int rxq_optimize_parse (bool json, int argc, char **argv, rxq_optimize_args_t *args);
+
+//  Runs the optimizer in this process. Returns the exit code (rxq_cmd.h):
+//  0 written; 5 the model could not be read or written, or it is
+//  malformed or unsupported (one line on stderr naming the field or node).
+int rxq_optimize_local (const rxq_optimize_args_t *args);
+
+//  Writes the `optimize` job's key=value parameters for ARGS into
+//  PARAMS (at most 5 entries, each malloc'd; the caller frees them).
+//  Returns the number written.
+int rxq_optimize_job_params (const rxq_optimize_args_t *args, char *params [5]);
+
+#endif

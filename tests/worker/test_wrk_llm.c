@@ -1,0 +1,327 @@
+/*  wrk_llm: the OpenCL forward pass of the real SmolLM2-135M-Instruct
+ *  against the numpy reference (tests/python/llm_numpy_ref.py, float64,
+ *  the same dequantized weights).
+ *
+ *  Stated tolerance: the last prompt token's logits agree within
+ *  LLM_TOL_ABS in absolute value everywhere (logits span about -20..+30),
+ *  their arg-max is the same, and greedy decoding from the prompt gives
+ *  the reference's first LLM_GREEDY_N tokens exactly.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmn_llama_model.h"
+#include "wrk_device.h"
+#include "wrk_llm.h"
+#include "wrk_llm_weights.h"
+#include "support/tst_llm.h"
+
+#define LLM_TOL_ABS   2e-3f     // logits, absolute (1e-5 measured on PoCL)
+#define LLM_GREEDY_N  16        // greedy tokens compared
+
+static wrk_device_t *s_dev;
+static cmn_llama_model_t *s_model;
+
+static void
+s_open (void)
+{
+    TST_LLM_REQUIRE (path);
+    cmn_err_t err = { 0 };
+    const char *sel = getenv ("RXQ_TEST_DEVICE");
+    s_dev = wrk_device_new (sel && *sel ? sel : "Portable", NULL, &err);
+    cr_assert (s_dev, "%s", err.msg);
+    s_model = cmn_llama_model_open (path, &err);
+    cr_assert (s_model, "%s", err.msg);
+}
+
+static void
+s_close (void)
+{
+    cmn_llama_model_destroy (&s_model);
+    wrk_device_destroy (&s_dev);
+}
+
+typedef struct {
+    char name [64];
+    int32_t prompt [512];
+    int n_prompt;
+    int32_t greedy [64];
+    int n_greedy;
+    float *logits;
+} s_ref_t;
+
+static int
+s_ids (char *s, int32_t *out, int cap)
+{
+    int n = 0;
+    for (char *e; n < cap; s = e) {
+        long v = strtol (s, &e, 10);
+        if (e == s)
+            break;
+        out [n++] = (int32_t) v;
+    }
+    return n;
+}
+
+//  Reads reference I of SRC_ref.txt (SRC "numpy" or "llama_cpp").
+static void
+s_ref_from (const char *src, int i, s_ref_t *r)
+{
+    char path [4096];
+    snprintf (path, sizeof path, "%s/llm/%s_ref.txt", getenv ("RXQ_FIXTURES"), src);
+    FILE *f = fopen (path, "r");
+    cr_assert (f, "%s missing", path);
+    static char line [65536];
+    for (int k = 0; k <= i; k++)
+        cr_assert (fgets (line, sizeof line, f), "%s has no line %d", path, i);
+    fclose (f);
+    char *t1 = strchr (line, '\t'), *t2 = t1 ? strchr (t1 + 1, '\t') : NULL;
+    cr_assert (t1 && t2);
+    *t1 = *t2 = 0;
+    snprintf (r->name, sizeof r->name, "%.63s", line);
+    r->n_prompt = s_ids (t1 + 1, r->prompt, 512);
+    r->n_greedy = s_ids (t2 + 1, r->greedy, 64);
+    snprintf (path, sizeof path, "%s/llm/%s_%s.f32", getenv ("RXQ_FIXTURES"), src, r->name);
+    f = fopen (path, "rb");
+    cr_assert (f, "%s missing", path);
+    r->logits = malloc (49152 * sizeof (float));
+    cr_assert_eq (fread (r->logits, sizeof (float), 49152, f), 49152);
+    fclose (f);
+}
+
+static void
+s_ref (int i, s_ref_t *r)
+{
+    s_ref_from ("numpy", i, r);
+}
+
+static int
+s_argmax (const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x [i] > x [b])
+            b = i;
+    return b;
+}
+
+static void
+s_check_prompt (int which, int n_batch)
+{
+    s_ref_t r;
+    s_ref (which, &r);
+    cmn_err_t err = { 0 };
+    wrk_llm_t *llm = wrk_llm_new (s_dev, s_model, 256, n_batch, &err);
+    cr_assert (llm, "%s", err.msg);
+    float *logits = malloc (49152 * sizeof (float));
+    cr_assert_eq (wrk_llm_eval (llm, r.prompt, r.n_prompt, logits, NULL, NULL, &err), 0,
+                  "%s", err.msg);
+    float worst = 0;
+    int at = 0;
+    for (int i = 0; i < 49152; i++)
+        if (fabsf (logits [i] - r.logits [i]) > worst) {
+            worst = fabsf (logits [i] - r.logits [i]);
+            at = i;
+        }
+    cr_log_info ("%s (batch %d): max |logit - numpy| = %.5f at %d (%.3f vs %.3f)", r.name,
+                 n_batch, worst, at, logits [at], r.logits [at]);
+    cr_expect_leq (worst, LLM_TOL_ABS, "%s: logit %d is %.4f, numpy %.4f", r.name, at,
+                   logits [at], r.logits [at]);
+    cr_expect_eq (s_argmax (logits, 49152), s_argmax (r.logits, 49152));
+    for (int i = 0; i < LLM_GREEDY_N && i < r.n_greedy; i++) {
+        const int32_t next = s_argmax (logits, 49152);
+        cr_expect_eq (next, r.greedy [i], "%s: greedy token %d is %d, numpy %d", r.name, i,
+                      next, r.greedy [i]);
+        if (next != r.greedy [i])
+            break;
+        cr_assert_eq (wrk_llm_eval (llm, &next, 1, logits, NULL, NULL, &err), 0, "%s", err.msg);
+    }
+    cr_expect_eq (wrk_llm_n_past (llm), r.n_prompt + LLM_GREEDY_N);
+    free (logits);
+    free (r.logits);
+    wrk_llm_destroy (&llm);
+    wrk_llm_destroy (&llm);
+}
+
+TestSuite (llm, .init = s_open, .fini = s_close, .timeout = 600);
+
+Test (llm, chat_prompt_matches_numpy) { s_check_prompt (0, 64); }
+Test (llm, raw_prompt_matches_numpy) { s_check_prompt (1, 64); }
+Test (llm, story_prompt_matches_numpy) { s_check_prompt (2, 64); }
+Test (llm, code_prompt_matches_numpy) { s_check_prompt (3, 64); }
+Test (llm, haiku_prompt_matches_numpy) { s_check_prompt (4, 64); }
+
+//  Prompt chunks of 5 tokens and one token at a time give the logits of
+//  one batch: the KV cache joins chunks correctly.
+Test (llm, chunked_prompt_matches_numpy) { s_check_prompt (1, 5); }
+Test (llm, token_by_token_matches_numpy) { s_check_prompt (1, 1); }
+
+Test (llm, context_limits) {
+    cmn_err_t err = { 0 };
+    cr_expect_null (wrk_llm_new (s_dev, s_model, 8193, 8, &err));
+    cr_expect_eq (err.code, RXQ_E_LIMIT);
+    cr_expect (strstr (err.msg, "8192"), "%s", err.msg);
+    wrk_llm_t *llm = wrk_llm_new (s_dev, s_model, 8, 8, &err);
+    cr_assert (llm, "%s", err.msg);
+    int32_t ids [9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+    cr_expect_eq (wrk_llm_eval (llm, ids, 9, NULL, NULL, NULL, &err), -1);
+    cr_expect_eq (err.code, RXQ_E_LIMIT);
+    cr_expect (strstr (err.msg, "context"), "%s", err.msg);
+    ids [0] = 49152;
+    cr_expect_eq (wrk_llm_eval (llm, ids, 1, NULL, NULL, NULL, &err), -1);
+    cr_expect_eq (err.code, RXQ_E_INVAL);
+    cr_expect_eq (wrk_llm_n_past (llm), 0);
+    wrk_llm_destroy (&llm);
+}
+
+static int
+s_stop_after (void *arg)
+{
+    int *calls = arg;
+    return ++*calls > 3 ? RXQ_E_CANCELLED : 0;
+}
+
+Test (llm, stop_check_between_blocks) {
+    cmn_err_t err = { 0 };
+    wrk_llm_t *llm = wrk_llm_new (s_dev, s_model, 16, 16, &err);
+    cr_assert (llm, "%s", err.msg);
+    int calls = 0;
+    const int32_t ids [2] = { 504, 2365 };
+    cr_expect_eq (wrk_llm_eval (llm, ids, 2, NULL, s_stop_after, &calls, &err), -1);
+    cr_expect_eq (err.code, RXQ_E_CANCELLED);
+    cr_expect_eq (calls, 4, "stopped at the fourth block boundary");
+    wrk_llm_destroy (&llm);
+}
+
+Test (llm, model_larger_than_device_memory) {
+    cmn_err_t err = { 0 };
+    const uint64_t mem = wrk_device_info (s_dev)->global_mem;
+    cr_expect_null (wrk_llm_weights_new (s_dev, s_model, mem, &err));
+    cr_expect_eq (err.code, RXQ_E_LIMIT);
+    cr_expect (strstr (err.msg, "does not fit the device"), "%s", err.msg);
+}
+
+Test (llm, profile_counts_kernel_classes) {
+    cmn_err_t err = { 0 };
+    wrk_llm_t *llm = wrk_llm_new (s_dev, s_model, 16, 16, &err);
+    cr_assert (llm, "%s", err.msg);
+    wrk_llm_set_profile (llm, true);
+    const int32_t ids [3] = { 504, 2365, 6354 };
+    float *logits = malloc (49152 * sizeof (float));
+    cr_assert_eq (wrk_llm_eval (llm, ids, 3, logits, NULL, NULL, &err), 0, "%s", err.msg);
+    const uint64_t *ns = wrk_llm_kernel_ns (llm);
+    cr_expect_gt (ns [WRK_LLM_K_MATMUL], 0);
+    cr_expect_gt (ns [WRK_LLM_K_ATTENTION], 0);
+    cr_expect_gt (ns [WRK_LLM_K_NORM], 0);
+    free (logits);
+    wrk_llm_destroy (&llm);
+}
+
+//  Perplexity of tests/fixtures/llm/ppl.txt (public domain: the opening of
+//  A Tale of Two Cities and the Gettysburg Address) in llama.cpp's
+//  convention, against llama.cpp's figure (tests/python/gen_llm_reference.py):
+//  chunks of n_ctx tokens from an empty cache, the second half of each
+//  scored. Within LLM_PPL_TOL (relative).
+#define LLM_PPL_TOL 0.01
+
+Test (llm, perplexity_within_1_percent_of_llama_cpp) {
+    char path [4096];
+    snprintf (path, sizeof path, "%s/llm/llama_cpp_ppl.txt", getenv ("RXQ_FIXTURES"));
+    FILE *f = fopen (path, "r");
+    cr_assert (f, "%s missing", path);
+    int n_ctx = 0;
+    double ref = 0;
+    static char line [1 << 16];
+    cr_assert_eq (fscanf (f, "n_ctx %d\nppl %lf\n", &n_ctx, &ref), 2);
+    cr_assert (fgets (line, sizeof line, f));
+    fclose (f);
+    static int32_t ids [8192];
+    const int n = s_ids (line, ids, 8192);
+    cr_assert (n_ctx >= 8 && n >= n_ctx, "n_ctx %d, %d ids", n_ctx, n);
+    cmn_err_t err = { 0 };
+    wrk_llm_t *llm = wrk_llm_new (s_dev, s_model, n_ctx, n_ctx, &err);
+    cr_assert (llm, "%s", err.msg);
+    float *logits = malloc (49152 * sizeof (float));
+    double nll = 0;
+    int count = 0;
+    for (int c = 0; c + n_ctx <= n; c += n_ctx) {
+        wrk_llm_reset (llm);
+        const int32_t *chunk = ids + c;
+        cr_assert_eq (wrk_llm_eval (llm, chunk, n_ctx / 2, logits, NULL, NULL, &err), 0,
+                      "%s", err.msg);
+        for (int i = n_ctx / 2 - 1; i < n_ctx - 1; i++) {
+            if (i > n_ctx / 2 - 1)
+                cr_assert_eq (wrk_llm_eval (llm, &chunk [i], 1, logits, NULL, NULL, &err), 0,
+                              "%s", err.msg);
+            double m = logits [0], s = 0;
+            for (int v = 1; v < 49152; v++)
+                if (logits [v] > m)
+                    m = logits [v];
+            for (int v = 0; v < 49152; v++)
+                s += exp ((double) logits [v] - m);
+            nll += m + log (s) - logits [chunk [i + 1]];
+            count++;
+        }
+    }
+    const double ppl = exp (nll / count);
+    cr_log_info ("perplexity %.4f over %d tokens; llama.cpp %.4f (%+.2f%%)", ppl, count, ref,
+                 100.0 * (ppl - ref) / ref);
+    cr_expect (fabs (ppl - ref) / ref <= LLM_PPL_TOL, "perplexity %.4f, llama.cpp %.4f", ppl, ref);
+    free (logits);
+    wrk_llm_destroy (&llm);
+}
+
+//  Against llama.cpp (llama-cpp-python 0.3.36, CPU, default settings:
+//  activations rounded to Q8_0/Q8_1 before each quantized product, F16 KV
+//  cache). rxq computes in float32 and agrees with the float64 reference
+//  to 1e-5; llama.cpp's roundings move its logits by 0.08..0.85 on average
+//  (measured), so greedy decoding splits where two tokens are nearly tied.
+//  Stated tolerances, per prompt: mean |logit - llama.cpp| <= 1.0 and max
+//  <= 2.5; llama.cpp's arg-max is among rxq's two best tokens; and greedy
+//  decoding agrees with llama.cpp for at least the tokens listed (measured:
+//  32 of 32 for raw_fox; the chat prompts split at the first token, where
+//  llama.cpp's two best logits are 0.09 and 0.07 apart).
+static const int s_llama_cpp_agree [] = { 0, 32, 10, 27, 0 };
+
+Test (llm, close_to_llama_cpp) {
+    cmn_err_t err = { 0 };
+    float *logits = malloc (49152 * sizeof (float));
+    for (int p = 0; p < 5; p++) {
+        s_ref_t r;
+        s_ref_from ("llama_cpp", p, &r);
+        wrk_llm_t *llm = wrk_llm_new (s_dev, s_model, 256, 64, &err);
+        cr_assert (llm, "%s", err.msg);
+        cr_assert_eq (wrk_llm_eval (llm, r.prompt, r.n_prompt, logits, NULL, NULL, &err), 0,
+                      "%s", err.msg);
+        double sum = 0, worst = 0;
+        for (int i = 0; i < 49152; i++) {
+            const double d = fabs ((double) logits [i] - r.logits [i]);
+            sum += d;
+            worst = d > worst ? d : worst;
+        }
+        const int ref_best = s_argmax (r.logits, 49152), best = s_argmax (logits, 49152);
+        int rank = 0;
+        for (int i = 0; i < 49152; i++)
+            rank += logits [i] > logits [ref_best];
+        int agree = 0;
+        for (; agree < r.n_greedy; agree++) {
+            const int32_t next = s_argmax (logits, 49152);
+            if (next != r.greedy [agree])
+                break;
+            cr_assert_eq (wrk_llm_eval (llm, &next, 1, logits, NULL, NULL, &err), 0, "%s", err.msg);
+        }
+        cr_log_info ("%s vs llama.cpp: mean |d| %.3f, max %.3f, arg-max %d vs %d (rank %d), "
+                     "greedy agrees for %d of %d tokens", r.name, sum / 49152, worst, best,
+                     ref_best, rank, agree, r.n_greedy);
+        cr_expect_leq (sum / 49152, 1.0, "%s: mean |logit - llama.cpp| %.3f", r.name, sum / 49152);
+        cr_expect_leq (worst, 2.5, "%s: max |logit - llama.cpp| %.3f", r.name, worst);
+        cr_expect_leq (rank, 1, "%s: llama.cpp's best token ranks %d here", r.name, rank);
+        cr_expect_geq (agree, s_llama_cpp_agree [p], "%s: greedy agrees with llama.cpp for %d "
+                       "tokens, %d before", r.name, agree, s_llama_cpp_agree [p]);
+        free (r.logits);
+        wrk_llm_destroy (&llm);
+    }
+    free (logits);
+}

@@ -1,0 +1,31 @@
+/*  wrk_generate: the `generate` job: text generation with a Llama GGUF
+ *  model (docs/llm.md).
+ *
+ *  Loads the model named by `model` (a path on the worker), applies the
+ *  chat template unless `raw`, tokenizes, runs the prompt through wrk_llm
+ *  in batches, then samples one token at a time (cmn_sampler) until an
+ *  end-of-generation token, `max_tokens`, the `stop` string or the end of
+ *  the context. Text streams to the client as PROGRESS events carrying
+ *  `text` (what was generated since the previous event; whole UTF-8
+ *  characters only, and never a part that might start the stop string),
+ *  at most one every WRK_GENERATE_STREAM_MS (or the worker's progress
+ *  interval, which the agent enforces by dropping events). Cancel and deadlines are
+ *  checked between blocks of the forward pass and between tokens.
+ *
+ *  Result: {text, tokens: [ids], n_prompt, n_gen, stop_reason ("eos",
+ *  "max_tokens", "stop", "context"), seed, prompt_ms, gen_ms, pp_tps,
+ *  tg_tps, kernels: {class: share of device time}, model: {name,
+ *  n_layer, n_embd, n_vocab, weight_bytes}}.
+ */
+#ifndef WRK_GENERATE_H
+#define WRK_GENERATE_H
+#include "wrk_job.h"
+
+//  Least milliseconds between streamed text events; the worker's progress
+//  interval (job->progress_ms, 500 by default) when that is longer.
+#define WRK_GENERATE_STREAM_MS 100
+
+//  The `generate` job runner (wrk_job_fn).
+int wrk_generate_job (wrk_job_t *job);
+
+#endif

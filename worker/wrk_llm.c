@@ -1,0 +1,436 @@
+/*  wrk_llm: see wrk_llm.h. */
+#include "wrk_llm.h"
+#include "wrk_kernels.h"
+#include "wrk_llm_weights.h"
+#include "cmn_quant.h"
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const wrk_llm_kclass_names [WRK_LLM_K_COUNT] = {
+    "matmul", "norm", "rope", "attention", "elementwise", "copy"
+};
+
+//  Activations of one chunk; every buffer holds n_batch rows.
+typedef struct {
+    cl_mem x;                   // residual stream [B, E]
+    cl_mem h;                   // normalised input of a sub-layer [B, E]
+    cl_mem q, k, v;             // projections [B, E], [B, KV], [B, KV]
+    cl_mem qh, kh;              // rotated, head-major [H, B, D], [Hkv, B, D]
+    cl_mem oh;                  // attention output, head-major [H, B, D]
+    cl_mem o;                   // attention output, token-major [B, E]
+    cl_mem t;                   // a sub-layer's output [B, E]
+    cl_mem g, u;                // FFN gate and up [B, F]
+    cl_mem pos;                 // int32 positions [B]
+    cl_mem last;                // the last token's x [E]
+    cl_mem logits;              // [V]
+} s_acts_t;
+
+struct _wrk_llm_t {
+    wrk_device_t *dev;                  // borrowed
+    const cmn_llama_model_t *model;     // borrowed
+    cmn_llama_hparams_t hp;             // copy of the model's
+    wrk_llm_weights_t *w;               // weights on the device
+    cl_mem *kc, *vc;                    // per layer [Hkv, n_ctx, D]
+    s_acts_t a;                         // activations
+    int n_ctx;                          // cache rows per head
+    int n_batch;                        // tokens per chunk
+    int n_past;                         // rows filled
+    float *embd;                        // host [B, E] embeddings of a chunk
+    bool profile;                       // collect kernel times
+    cl_event *events;                   // pending profiled events
+    int *event_class;                   // their classes
+    size_t n_events, cap_events;        // entries, capacity
+    uint64_t kernel_ns [WRK_LLM_K_COUNT];   // accumulated device time
+};
+
+static cl_mem
+s_alloc (wrk_llm_t *self, size_t bytes, cmn_err_t *err)
+{
+    cl_int rc;
+    cl_mem m = clCreateBuffer (wrk_device_context (self->dev), CL_MEM_READ_WRITE,
+                               bytes ? bytes : 4, NULL, &rc);
+    if (!m)
+        wrk_device_cl_error (err, "clCreateBuffer", rc);
+    return m;
+}
+
+static void
+s_release (cl_mem *m)
+{
+    if (*m)
+        clReleaseMemObject (*m);
+    *m = NULL;
+}
+
+//  Device bytes of the cache and activations for the given sizes.
+static uint64_t
+s_state_bytes (const cmn_llama_hparams_t *hp, int n_ctx, int B)
+{
+    const uint64_t E = (uint64_t) hp->n_embd, KV = (uint64_t) hp->n_head_kv * hp->head_dim;
+    const uint64_t cache = 2ull * hp->n_layer * KV * (uint64_t) n_ctx * 4;
+    const uint64_t acts = (uint64_t) B * (6 * E + 3 * KV + 2 * (uint64_t) hp->n_ff + 1) * 4
+                        + (E + (uint64_t) hp->n_vocab) * 4;
+    return cache + acts;
+}
+
+wrk_llm_t *
+wrk_llm_new (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx, int n_batch,
+             cmn_err_t *err)
+{
+    assert (dev && model && n_batch >= 1);
+    const cmn_llama_hparams_t *hp = cmn_llama_model_hparams (model);
+    if (n_ctx < 1 || n_ctx > hp->n_ctx_train) {
+        cmn_err_set (err, RXQ_E_LIMIT, "context of %d tokens requested; the model's context "
+                     "length is %d", n_ctx, hp->n_ctx_train);
+        return NULL;
+    }
+    if (hp->head_dim % 4 != 0 || hp->head_dim > 256) {
+        cmn_err_set (err, RXQ_E_UNSUPPORTED, "head size %d: the attention kernel takes "
+                     "multiples of 4 up to 256", hp->head_dim);
+        return NULL;
+    }
+    if (n_batch > n_ctx)
+        n_batch = n_ctx;
+    wrk_llm_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    self->dev = dev;
+    self->model = model;
+    self->hp = *hp;
+    self->n_ctx = n_ctx;
+    self->n_batch = n_batch;
+    const size_t E = (size_t) hp->n_embd, KV = (size_t) hp->n_head_kv * hp->head_dim;
+    const size_t F = (size_t) hp->n_ff, B = (size_t) n_batch, f = sizeof (float);
+    self->w = wrk_llm_weights_new (dev, model, s_state_bytes (hp, n_ctx, n_batch), err);
+    self->kc = calloc ((size_t) hp->n_layer, sizeof *self->kc);
+    self->vc = calloc ((size_t) hp->n_layer, sizeof *self->vc);
+    self->embd = malloc (B * E * f);
+    if (!self->w)
+        goto fail;
+    if (!self->kc || !self->vc || !self->embd) {
+        cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < hp->n_layer; i++)
+        if (!(self->kc [i] = s_alloc (self, KV * (size_t) n_ctx * f, err))
+        ||  !(self->vc [i] = s_alloc (self, KV * (size_t) n_ctx * f, err)))
+            goto fail;
+    s_acts_t *a = &self->a;
+    if (!(a->x = s_alloc (self, B * E * f, err)) || !(a->h = s_alloc (self, B * E * f, err))
+    ||  !(a->q = s_alloc (self, B * E * f, err)) || !(a->k = s_alloc (self, B * KV * f, err))
+    ||  !(a->v = s_alloc (self, B * KV * f, err)) || !(a->qh = s_alloc (self, B * E * f, err))
+    ||  !(a->kh = s_alloc (self, B * KV * f, err)) || !(a->oh = s_alloc (self, B * E * f, err))
+    ||  !(a->o = s_alloc (self, B * E * f, err)) || !(a->t = s_alloc (self, B * E * f, err))
+    ||  !(a->g = s_alloc (self, B * F * f, err)) || !(a->u = s_alloc (self, B * F * f, err))
+    ||  !(a->pos = s_alloc (self, B * sizeof (cl_int), err))
+    ||  !(a->last = s_alloc (self, E * f, err))
+    ||  !(a->logits = s_alloc (self, (size_t) hp->n_vocab * f, err)))
+        goto fail;
+    return self;
+fail:
+    wrk_llm_destroy (&self);
+    return NULL;
+}
+
+static void
+s_drop_events (wrk_llm_t *self)
+{
+    for (size_t i = 0; i < self->n_events; i++)
+        clReleaseEvent (self->events [i]);
+    self->n_events = 0;
+}
+
+void
+wrk_llm_destroy (wrk_llm_t **self_p)
+{
+    assert (self_p);
+    wrk_llm_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->dev)
+        clFinish (wrk_device_queue (self->dev));
+    s_drop_events (self);
+    free (self->events);
+    free (self->event_class);
+    for (int i = 0; self->kc && i < self->hp.n_layer; i++)
+        s_release (&self->kc [i]);
+    for (int i = 0; self->vc && i < self->hp.n_layer; i++)
+        s_release (&self->vc [i]);
+    free (self->kc);
+    free (self->vc);
+    cl_mem *m = (cl_mem *) &self->a;
+    for (size_t i = 0; i < sizeof self->a / sizeof (cl_mem); i++)
+        s_release (&m [i]);
+    wrk_llm_weights_destroy (&self->w);
+    free (self->embd);
+    free (self);
+    *self_p = NULL;
+}
+
+int wrk_llm_n_past (const wrk_llm_t *self) { assert (self); return self->n_past; }
+int wrk_llm_n_ctx (const wrk_llm_t *self) { assert (self); return self->n_ctx; }
+void wrk_llm_reset (wrk_llm_t *self) { assert (self); self->n_past = 0; }
+void wrk_llm_set_profile (wrk_llm_t *self, bool on) { assert (self); self->profile = on; }
+const uint64_t *wrk_llm_kernel_ns (const wrk_llm_t *self) { assert (self); return self->kernel_ns; }
+
+void
+wrk_llm_clear_times (wrk_llm_t *self)
+{
+    assert (self);
+    memset (self->kernel_ns, 0, sizeof self->kernel_ns);
+}
+
+//  Where a launcher puts its event: a pending slot when profiling, else
+//  nowhere. Called right before each launch; s_keep files the event.
+static cl_event *
+s_ev (wrk_llm_t *self, int cls)
+{
+    if (!self->profile)
+        return NULL;
+    if (self->n_events == self->cap_events) {
+        size_t cap = self->cap_events ? self->cap_events * 2 : 1024;
+        cl_event *e = realloc (self->events, cap * sizeof *e);
+        if (e)
+            self->events = e;
+        int *c = realloc (self->event_class, cap * sizeof *c);
+        if (c)
+            self->event_class = c;
+        if (!e || !c)
+            return NULL;        // profiling degrades, the pass goes on
+        self->cap_events = cap;
+    }
+    self->event_class [self->n_events] = cls;
+    self->events [self->n_events] = NULL;
+    return &self->events [self->n_events];
+}
+
+//  Counts the event s_ev handed out, if the launch produced one.
+static void
+s_keep (wrk_llm_t *self)
+{
+    if (self->profile && self->n_events < self->cap_events && self->events [self->n_events])
+        self->n_events++;
+}
+
+//  Waits for the queue and adds the pending events' times.
+static int
+s_finish (wrk_llm_t *self, cmn_err_t *err)
+{
+    cl_int rc = clFinish (wrk_device_queue (self->dev));
+    if (rc == CL_SUCCESS)
+        for (size_t i = 0; i < self->n_events; i++)
+            self->kernel_ns [self->event_class [i]] += wrk_device_event_ns (self->events [i]);
+    s_drop_events (self);
+    return rc == CL_SUCCESS ? 0 : wrk_device_cl_error (err, "clFinish", rc);
+}
+
+#define RUN(cls, call) do { \
+        cl_event *ev_ = s_ev (self, cls); \
+        (void) ev_; \
+        if ((call) < 0) \
+            return -1; \
+        s_keep (self); \
+    } while (0)
+
+//  Y [T, rows] = X [T, cols] M^T, by GEMV when T is 1.
+static int
+s_matmul (wrk_llm_t *self, const wrk_llm_matrix_t *m, cl_mem X, cl_mem Y, int T,
+          cmn_err_t *err)
+{
+    if (T == 1)
+        RUN (WRK_LLM_K_MATMUL, wrk_kernels_gemv_q (self->dev, m->type, m->mem, X, Y, m->rows,
+                                                   m->cols, ev_, err));
+    else
+        RUN (WRK_LLM_K_MATMUL, wrk_kernels_gemm_q (self->dev, m->type, m->mem, X, Y, m->rows,
+                                                   m->cols, T, ev_, err));
+    return 0;
+}
+
+static int
+s_copy (wrk_llm_t *self, cl_mem src, cl_mem dst, size_t src_off, size_t dst_off, size_t bytes,
+        cmn_err_t *err)
+{
+    cl_event *ev = s_ev (self, WRK_LLM_K_COPY);
+    cl_int rc = clEnqueueCopyBuffer (wrk_device_queue (self->dev), src, dst, src_off, dst_off,
+                                     bytes, 0, NULL, ev);
+    if (rc != CL_SUCCESS)
+        return wrk_device_cl_error (err, "clEnqueueCopyBuffer", rc);
+    s_keep (self);
+    return 0;
+}
+
+//  Copies ROWS rows of WIDTH bytes between pitched layouts.
+static int
+s_copy_rect (wrk_llm_t *self, cl_mem src, cl_mem dst, size_t src_off, size_t src_pitch,
+             size_t dst_off, size_t dst_pitch, size_t width, size_t rows, cmn_err_t *err)
+{
+    const size_t so [3] = { src_off, 0, 0 }, dso [3] = { dst_off, 0, 0 };
+    const size_t region [3] = { width, rows, 1 };
+    cl_event *ev = s_ev (self, WRK_LLM_K_COPY);
+    cl_int rc = clEnqueueCopyBufferRect (wrk_device_queue (self->dev), src, dst, so, dso, region,
+                                         src_pitch, 0, dst_pitch, 0, 0, NULL, ev);
+    if (rc != CL_SUCCESS)
+        return wrk_device_cl_error (err, "clEnqueueCopyBufferRect", rc);
+    s_keep (self);
+    return 0;
+}
+
+//  One block on a chunk of T tokens at positions P0 ...
+static int
+s_block (wrk_llm_t *self, int il, int T, int p0, cmn_err_t *err)
+{
+    const cmn_llama_hparams_t *hp = &self->hp;
+    const wrk_llm_layer_t *L = wrk_llm_weights_layer (self->w, il);
+    s_acts_t *a = &self->a;
+    const int E = hp->n_embd, D = hp->head_dim, H = hp->n_head, Hkv = hp->n_head_kv;
+    const int KV = Hkv * D;
+    const size_t f = sizeof (float);
+
+    RUN (WRK_LLM_K_NORM, wrk_kernels_rms_norm (self->dev, a->x, L->attn_norm, a->h, T, E,
+                                               hp->norm_eps, WRK_ACT_NONE, ev_, err));
+    if (s_matmul (self, &L->wq, a->h, a->q, T, err)
+    ||  s_matmul (self, &L->wk, a->h, a->k, T, err)
+    ||  s_matmul (self, &L->wv, a->h, a->v, T, err))
+        return -1;
+    //  Rotate q into head-major order for the attention kernel, and k into
+    //  head-major order so each head's rows go to the cache in one copy.
+    wrk_rope_t rq = { .n_tokens = T, .n_heads = H, .head_dim = D, .n_dims = hp->n_rot,
+                      .mode = WRK_ROPE_NORMAL, .freq_base = hp->rope_freq_base,
+                      .xs_tok = E, .xs_head = D, .ys_tok = D, .ys_head = T * D };
+    RUN (WRK_LLM_K_ROPE, wrk_kernels_rope (self->dev, a->q, a->qh, a->pos, &rq, ev_, err));
+    wrk_rope_t rk = rq;
+    rk.n_heads = Hkv;
+    rk.xs_tok = KV;
+    RUN (WRK_LLM_K_ROPE, wrk_kernels_rope (self->dev, a->k, a->kh, a->pos, &rk, ev_, err));
+    //  Each command costs the driver microseconds, and a 7B model has 32
+    //  KV heads: one rectangle per cache, not one copy per head, wherever
+    //  the layouts allow. k: head h's T rows are contiguous in kh and go to
+    //  rows p0.. of head h in the cache. v: for one token, head h's D
+    //  values sit at h * D in v; for a prompt the heads are interleaved
+    //  with the tokens, which one rectangle cannot express.
+    const size_t row0 = (size_t) p0 * D * f, head_rows = (size_t) self->n_ctx * D * f;
+    if (s_copy_rect (self, a->kh, self->kc [il], 0, (size_t) T * D * f, row0, head_rows,
+                     (size_t) T * D * f, (size_t) Hkv, err))
+        return -1;
+    if (T == 1) {
+        if (s_copy_rect (self, a->v, self->vc [il], 0, (size_t) D * f, row0, head_rows,
+                         (size_t) D * f, (size_t) Hkv, err))
+            return -1;
+    }
+    else
+        for (int h = 0; h < Hkv; h++)
+            if (s_copy_rect (self, a->v, self->vc [il], (size_t) h * D * f, (size_t) KV * f,
+                             (size_t) h * head_rows + row0, (size_t) D * f, (size_t) D * f,
+                             (size_t) T, err))
+                return -1;
+    const wrk_attn_t at = { .n_q_heads = H, .n_kv_heads = Hkv, .n_tokens = T, .head_dim = D,
+                            .ctx = self->n_ctx, .n_past = p0,
+                            .scale = 1.0f / sqrtf ((float) D) };
+    RUN (WRK_LLM_K_ATTENTION, wrk_kernels_attention (self->dev, a->qh, self->kc [il],
+                                                     self->vc [il], a->oh, &at, ev_, err));
+    //  Back to token-major [T, H * D]; for one token the layouts coincide.
+    cl_mem o = a->oh;
+    if (T > 1) {
+        for (int h = 0; h < H; h++)
+            if (s_copy_rect (self, a->oh, a->o, (size_t) h * T * D * f, (size_t) D * f,
+                             (size_t) h * D * f, (size_t) E * f, (size_t) D * f, (size_t) T, err))
+                return -1;
+        o = a->o;
+    }
+    if (s_matmul (self, &L->wo, o, a->t, T, err))
+        return -1;
+    RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_add (self->dev, a->x, a->t, a->x, (size_t) T * E,
+                                                 (size_t) T * E, ev_, err));
+    RUN (WRK_LLM_K_NORM, wrk_kernels_rms_norm (self->dev, a->x, L->ffn_norm, a->h, T, E,
+                                               hp->norm_eps, WRK_ACT_NONE, ev_, err));
+    if (s_matmul (self, &L->gate, a->h, a->g, T, err)
+    ||  s_matmul (self, &L->up, a->h, a->u, T, err))
+        return -1;
+    RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_swiglu (self->dev, a->g, a->u, a->g,
+                                                    (size_t) T * hp->n_ff, ev_, err));
+    if (s_matmul (self, &L->down, a->g, a->t, T, err))
+        return -1;
+    RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_add (self->dev, a->x, a->t, a->x, (size_t) T * E,
+                                                 (size_t) T * E, ev_, err));
+    return 0;
+}
+
+//  Runs one chunk of T tokens (T <= n_batch) at positions n_past ...
+static int
+s_chunk (wrk_llm_t *self, const int32_t *tokens, int T, float *logits,
+         wrk_llm_stop_fn *stop, void *arg, cmn_err_t *err)
+{
+    const cmn_llama_hparams_t *hp = &self->hp;
+    const cmn_gguf_tensor_t *embd = cmn_llama_model_tok_embd (self->model);
+    const size_t E = (size_t) hp->n_embd, f = sizeof (float);
+    const size_t rb = cmn_quant_row_bytes (embd->type, E);
+    cl_int pos [T];
+    for (int t = 0; t < T; t++) {
+        cmn_quant_dequantize_row (embd->type, (const uint8_t *) embd->data + rb * (size_t) tokens [t],
+                                  self->embd + (size_t) t * E, E);
+        pos [t] = self->n_past + t;
+    }
+    cl_command_queue q = wrk_device_queue (self->dev);
+    cl_int rc = clEnqueueWriteBuffer (q, self->a.x, CL_FALSE, 0, (size_t) T * E * f, self->embd,
+                                      0, NULL, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clEnqueueWriteBuffer (q, self->a.pos, CL_TRUE, 0, (size_t) T * sizeof (cl_int), pos,
+                                   0, NULL, NULL);
+    if (rc != CL_SUCCESS)
+        return wrk_device_cl_error (err, "clEnqueueWriteBuffer", rc);
+    for (int il = 0; il < hp->n_layer; il++) {
+        if (stop) {
+            const int why = stop (arg);
+            if (why) {
+                s_finish (self, NULL);
+                return cmn_err_set (err, why, "stopped at block %d of %d", il, hp->n_layer);
+            }
+        }
+        if (s_block (self, il, T, self->n_past, err) < 0) {
+            s_finish (self, NULL);
+            return -1;
+        }
+    }
+    self->n_past += T;
+    if (logits) {
+        s_acts_t *a = &self->a;
+        const wrk_llm_matrix_t *out = wrk_llm_weights_output (self->w);
+        if (s_copy (self, a->x, a->last, (size_t) (T - 1) * E * f, 0, E * f, err) < 0)
+            return -1;
+        RUN (WRK_LLM_K_NORM, wrk_kernels_rms_norm (self->dev, a->last,
+                                                   wrk_llm_weights_output_norm (self->w), a->last,
+                                                   1, (int) E, hp->norm_eps, WRK_ACT_NONE, ev_, err));
+        if (s_matmul (self, out, a->last, a->logits, 1, err) < 0)
+            return -1;
+        rc = clEnqueueReadBuffer (q, a->logits, CL_FALSE, 0, (size_t) hp->n_vocab * f, logits,
+                                  0, NULL, NULL);
+        if (rc != CL_SUCCESS)
+            return wrk_device_cl_error (err, "clEnqueueReadBuffer", rc);
+    }
+    return s_finish (self, err);
+}
+
+int
+wrk_llm_eval (wrk_llm_t *self, const int32_t *tokens, int n, float *logits,
+              wrk_llm_stop_fn *stop, void *arg, cmn_err_t *err)
+{
+    assert (self && tokens && n >= 1);
+    if (n > self->n_ctx - self->n_past)
+        return cmn_err_set (err, RXQ_E_LIMIT, "%d tokens do not fit the context: %d of %d "
+                            "positions are used", n, self->n_past, self->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens [i] < 0 || tokens [i] >= self->hp.n_vocab)
+            return cmn_err_set (err, RXQ_E_INVAL, "token id %d is outside the vocabulary of %d",
+                                tokens [i], self->hp.n_vocab);
+    for (int done = 0; done < n; ) {
+        const int T = n - done < self->n_batch ? n - done : self->n_batch;
+        if (s_chunk (self, tokens + done, T, done + T == n ? logits : NULL, stop, arg, err) < 0)
+            return -1;
+        done += T;
+    }
+    return 0;
+}

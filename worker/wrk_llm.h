@@ -1,0 +1,84 @@
+/*  wrk_llm: a Llama model ready to run on the worker's device, with its
+ *  KV cache: the forward pass on the kernel library.
+ *
+ *  wrk_llm_eval feeds tokens at the next positions and returns the logits
+ *  of the last one. A batch of more than one token (a prompt) runs the
+ *  matrix-matrix kernels (qgemm) in chunks of n_batch tokens; one token
+ *  (generation) runs the matrix-vector kernels (qgemv). Per block:
+ *      h  = rms_norm (x) * attn_norm
+ *      q, k, v = h Wq^T, h Wk^T, h Wv^T;   q, k rotated (RoPE, llama mode)
+ *      k, v appended to the cache at rows n_past ..
+ *      x += attention (q, cache) Wo^T      (causal, grouped-query)
+ *      h  = rms_norm (x) * ffn_norm
+ *      x += (silu (h Wgate^T) * h Wup^T) Wdown^T
+ *  then logits = (rms_norm (x_last) * output_norm) Wout^T. The token
+ *  embeddings are dequantized on the host, row by row, for the tokens fed.
+ *
+ *  Everything is enqueued on the device's in-order queue; eval waits for
+ *  the logits. Between blocks it calls the caller's stop check, so a
+ *  cancel takes effect within one block's kernels.
+ *
+ *  Telemetry: with profiling on, each kernel's device time is added to
+ *  its class (matmul, norm, rope, attention, elementwise, copy).
+ */
+#ifndef WRK_LLM_H
+#define WRK_LLM_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "cmn_error.h"
+#include "cmn_llama_model.h"
+#include "wrk_device.h"
+
+//  Kernel classes of the telemetry.
+typedef enum {
+    WRK_LLM_K_MATMUL, WRK_LLM_K_NORM, WRK_LLM_K_ROPE, WRK_LLM_K_ATTENTION,
+    WRK_LLM_K_ELEMENTWISE, WRK_LLM_K_COPY, WRK_LLM_K_COUNT
+} wrk_llm_kclass_t;
+
+//  Names of the classes ("matmul", ...), indexed by wrk_llm_kclass_t.
+extern const char *const wrk_llm_kclass_names [WRK_LLM_K_COUNT];
+
+//  Stop check: returns 0 to go on, or an error code (RXQ_E_CANCELLED,
+//  RXQ_E_TIMEOUT) to stop.
+typedef int (wrk_llm_stop_fn) (void *arg);
+
+typedef struct _wrk_llm_t wrk_llm_t;
+
+//  Uploads MODEL (borrowed; must outlive the object) to DEV with a KV
+//  cache of N_CTX positions (1 .. the model's context length) and prompt
+//  chunks of N_BATCH tokens (>= 1). Returns NULL with ERR set: RXQ_E_LIMIT
+//  when N_CTX exceeds the model's context or the model and cache do not
+//  fit the device's memory (sizes in the message), RXQ_E_OPENCL,
+//  RXQ_E_NOMEM.
+wrk_llm_t *wrk_llm_new (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx,
+                        int n_batch, cmn_err_t *err);
+
+//  Releases everything; nulls *SELF_P; idempotent.
+void wrk_llm_destroy (wrk_llm_t **self_p);
+
+//  Positions held in the cache, and its capacity.
+int wrk_llm_n_past (const wrk_llm_t *self);
+int wrk_llm_n_ctx (const wrk_llm_t *self);
+
+//  Forgets the cache: the next eval starts at position 0.
+void wrk_llm_reset (wrk_llm_t *self);
+
+//  Turns per-kernel profiling on or off (off by default).
+void wrk_llm_set_profile (wrk_llm_t *self, bool on);
+
+//  Device nanoseconds per kernel class since the last reset of the
+//  counters (wrk_llm_clear_times), with profiling on.
+const uint64_t *wrk_llm_kernel_ns (const wrk_llm_t *self);
+void wrk_llm_clear_times (wrk_llm_t *self);
+
+//  Runs the N (>= 1) TOKENS at positions n_past .. n_past + N - 1 and,
+//  when LOGITS is not NULL, stores the last token's n_vocab logits there.
+//  STOP (may be NULL) is called with ARG between blocks. Returns 0, or -1
+//  with ERR set: RXQ_E_LIMIT when the tokens do not fit the cache,
+//  RXQ_E_INVAL for a token id outside the vocabulary, the stop check's
+//  code (the cache then holds an unknown part of the tokens: reset it),
+//  RXQ_E_OPENCL.
+int wrk_llm_eval (wrk_llm_t *self, const int32_t *tokens, int n, float *logits,
+                  wrk_llm_stop_fn *stop, void *arg, cmn_err_t *err);
+
+#endif
