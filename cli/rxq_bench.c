@@ -23,102 +23,17 @@
 //  Records `rxq bench report` reads at most.
 #define S_REPORT_MAX 100000
 
-//  One line "rxq: <message>" on stderr; returns CODE.
-static int
-s_error (int code, const char *fmt, ...)
-{
-    char line [1024];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (line, sizeof line, fmt, ap);
-    va_end (ap);
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf (stderr, "rxq: %s\n", line);
-    return code;
-}
-
-static bool
-s_parse_uint (const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!text || !*text || *text == '-' || *text == '+')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull (text, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-//  Global options accepted after the command; long names only.
-enum { OPT_BROKER = 1000, OPT_JSON, OPT_TIMEOUT, OPT_HELP };
-#define COMMON_OPTIONS \
-    { "broker", required_argument, NULL, OPT_BROKER }, \
-    { "json", no_argument, NULL, OPT_JSON }, \
-    { "timeout", required_argument, NULL, OPT_TIMEOUT }, \
-    { "help", no_argument, NULL, OPT_HELP }
-
-//  Handles a global option or a getopt error: -1 when consumed, else the
-//  exit code (0 after --help).
-static int
-s_common_option (rxq_bench_opts_t *o, int c, char **argv, const char *cmd, const char *help)
-{
-    switch (c) {
-        case OPT_BROKER:
-            o->broker = optarg;
-            return -1;
-        case OPT_JSON:
-            o->json = true;
-            return -1;
-        case OPT_TIMEOUT: {
-            char *end = NULL;
-            double secs = strtod (optarg, &end);
-            if (end == optarg || *end || !isfinite (secs) || secs <= 0 || secs > 86400)
-                return s_error (RXQ_EXIT_USAGE, "--timeout must be a number of seconds above 0, "
-                                "not '%s'", optarg);
-            o->timeout_ms = (int) ceil (secs * 1000.0);
-            o->timeout_set = true;
-            return -1;
-        }
-        case OPT_HELP:
-            fputs (help, stdout);
-            return RXQ_EXIT_OK;
-        case ':':
-            return s_error (RXQ_EXIT_USAGE, "option '%s' needs a value (see rxq %s --help)",
-                            argv [optind - 1], cmd);
-        default:
-            return s_error (RXQ_EXIT_USAGE, "unknown option '%s' for %s (see rxq %s --help)",
-                            argv [optind - 1], cmd, cmd);
-    }
-}
-
-static rxq_client_t *
-s_connect (rxq_bench_opts_t *o, int *code)
-{
-    cmn_err_t err;
-    rxq_client_t *client = rxq_client_new (o->broker, &err);
-    if (!client)
-        *code = s_error (err.code == RXQ_E_INVAL ? RXQ_EXIT_USAGE : RXQ_EXIT_UNREACHABLE,
-                         "%s", err.msg);
-    else
-    if (o->timeout_set)
-        rxq_client_set_stream_timeout (client, o->timeout_ms);
-    return client;
-}
 
 //  Sends COMMAND with BODY on CLIENT; returns the exit code, FINAL set on 0.
 static int
-s_request (rxq_bench_opts_t *o, rxq_client_t *client, int command, msgpack_sbuffer *body,
+s_request (rxq_args_t *o, rxq_client_t *client, int command, msgpack_sbuffer *body,
            cmn_body_t *final)
 {
     cmn_err_t err;
     if (rxq_client_request (client, command, body ? body->data : NULL, body ? body->size : 0,
                             NULL, NULL, o->timeout_ms, final, &err) == 0)
         return RXQ_EXIT_OK;
-    return s_error (rxq_client_error_from_broker (client) ? RXQ_EXIT_BROKER
+    return rxq_args_error (rxq_client_error_from_broker (client) ? RXQ_EXIT_BROKER
                                                           : RXQ_EXIT_UNREACHABLE, "%s", err.msg);
 }
 
@@ -153,7 +68,7 @@ rxq_bench_parse_since (const char *text, uint64_t now_ms, uint64_t *from_ms, cmn
         }
     }
     uint64_t ms;
-    if (s_parse_uint (text, 1, (uint64_t) INT64_MAX, &ms)) {
+    if (rxq_args_uint (text, 1, (uint64_t) INT64_MAX, &ms)) {
         *from_ms = ms;
         return 0;
     }
@@ -237,12 +152,12 @@ s_print_tune (const s_run_t *run, const msgpack_object *job)
 //  Submits KIND with PARAMS (packed map of NPARAMS entries) to every
 //  matching worker, waits for every job, prints the summary.
 static int
-s_run_on_workers (rxq_bench_opts_t *o, const cmn_kind_t *kind, const char *params,
+s_run_on_workers (rxq_args_t *o, const cmn_kind_t *kind, const char *params,
                   size_t params_len, uint32_t nparams, const char *only,
                   uint64_t queue_timeout_ms)
 {
     int code = 0;
-    rxq_client_t *client = s_connect (o, &code);
+    rxq_client_t *client = rxq_args_connect (o, &code);
     if (!client)
         return code;
     cmn_body_t final;
@@ -278,15 +193,15 @@ s_run_on_workers (rxq_bench_opts_t *o, const cmn_kind_t *kind, const char *param
     cmn_body_free (&final);
     if (!runs) {
         rxq_client_destroy (&client);
-        return s_error (RXQ_EXIT_BROKER, "out of memory");
+        return rxq_args_error (RXQ_EXIT_BROKER, "out of memory");
     }
     if (nruns == 0) {
         free (runs);
         rxq_client_destroy (&client);
         if (only)
-            return s_error (RXQ_EXIT_BROKER, "no live worker named '%s' runs %s (see rxq workers)",
+            return rxq_args_error (RXQ_EXIT_BROKER, "no live worker named '%s' runs %s (see rxq workers)",
                             only, kind->name);
-        return s_error (RXQ_EXIT_BROKER, "no live worker runs %s (see rxq workers)", kind->name);
+        return rxq_args_error (RXQ_EXIT_BROKER, "no live worker runs %s (see rxq workers)", kind->name);
     }
     //  Submit all first, so the workers run at the same time.
     size_t failed = 0;
@@ -377,7 +292,7 @@ s_run_on_workers (rxq_bench_opts_t *o, const cmn_kind_t *kind, const char *param
     free (runs);
     rxq_client_destroy (&client);
     if (failed)
-        return s_error (RXQ_EXIT_JOB, "%zu of %zu job%s did not succeed", failed, nruns,
+        return rxq_args_error (RXQ_EXIT_JOB, "%zu of %zu job%s did not succeed", failed, nruns,
                         nruns == 1 ? "" : "s");
     return RXQ_EXIT_OK;
 }
@@ -386,7 +301,7 @@ s_run_on_workers (rxq_bench_opts_t *o, const cmn_kind_t *kind, const char *param
 //  KIND_NAME is NULL for bench (the first argument names it), "tune" for
 //  tune.
 static int
-s_run_command (rxq_bench_opts_t *o, int argc, char **argv, const char *cmd,
+s_run_command (rxq_args_t *o, int argc, char **argv, const char *cmd,
                const char *kind_name, const char *help)
 {
     enum { O_ALL = 1, O_WORKER, O_QUEUE_TIMEOUT };
@@ -394,7 +309,7 @@ s_run_command (rxq_bench_opts_t *o, int argc, char **argv, const char *cmd,
         { "all-workers", no_argument, NULL, O_ALL },
         { "worker", required_argument, NULL, O_WORKER },
         { "queue-timeout", required_argument, NULL, O_QUEUE_TIMEOUT },
-        COMMON_OPTIONS, { NULL, 0, NULL, 0 }
+        RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 }
     };
     bool all = false;
     const char *only = NULL;
@@ -408,32 +323,33 @@ s_run_command (rxq_bench_opts_t *o, int argc, char **argv, const char *cmd,
         else
         if (c == O_WORKER) {
             if (!*optarg || strlen (optarg) >= 128)
-                return s_error (RXQ_EXIT_USAGE, "--worker needs a worker name or id of 1 to 127 "
+                return rxq_args_error (RXQ_EXIT_USAGE, "--worker needs a worker name or id of 1 to 127 "
                                 "bytes");
             only = optarg;
         }
         else
         if (c == O_QUEUE_TIMEOUT) {
-            if (!s_parse_uint (optarg, 1, 86400, &queue_timeout_s))
-                return s_error (RXQ_EXIT_USAGE, "--queue-timeout must be 1 to 86400 seconds, "
+            if (!rxq_args_uint (optarg, 1, 86400, &queue_timeout_s))
+                return rxq_args_error (RXQ_EXIT_USAGE, "--queue-timeout must be 1 to 86400 seconds, "
                                 "not '%s'", optarg);
         }
         else {
-            int code = s_common_option (o, c, argv, cmd, help);
+            o->cmd = cmd;
+            int code = rxq_args_common (o, c, argv, help);
             if (code >= 0)
                 return code;
         }
     }
     if (all && only)
-        return s_error (RXQ_EXIT_USAGE, "--all-workers and --worker exclude each other");
+        return rxq_args_error (RXQ_EXIT_USAGE, "--all-workers and --worker exclude each other");
     int first = optind;
     if (!kind_name) {
         if (first >= argc)
-            return s_error (RXQ_EXIT_USAGE, "bench needs a kind: bench.gemm, bench.gemv, "
+            return rxq_args_error (RXQ_EXIT_USAGE, "bench needs a kind: bench.gemm, bench.gemv, "
                             "bench.kernels or bench.device, or 'report' (see rxq bench --help)");
         kind_name = argv [first++];
         if (strncmp (kind_name, "bench.", 6) != 0 || !cmn_kind_find (kind_name, strlen (kind_name)))
-            return s_error (RXQ_EXIT_USAGE, "'%.64s' is not a benchmark kind (bench.gemm, "
+            return rxq_args_error (RXQ_EXIT_USAGE, "'%.64s' is not a benchmark kind (bench.gemm, "
                             "bench.gemv, bench.kernels, bench.device; or bench report)",
                             kind_name);
     }
@@ -449,7 +365,7 @@ s_run_command (rxq_bench_opts_t *o, int argc, char **argv, const char *cmd,
     for (int i = first; i < argc; i++, nparams++)
         if (cmn_kind_pack_arg (kind, argv [i], &ppk, &err) != 0) {
             msgpack_sbuffer_destroy (&params);
-            return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+            return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
         }
     msgpack_sbuffer whole;
     msgpack_sbuffer_init (&whole);
@@ -466,7 +382,7 @@ s_run_command (rxq_bench_opts_t *o, int argc, char **argv, const char *cmd,
     msgpack_sbuffer_destroy (&whole);
     if (rc != 0) {
         msgpack_sbuffer_destroy (&params);
-        return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+        return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
     }
     rc = s_run_on_workers (o, kind, params.data, params.size, nparams, only,
                            queue_timeout_s * 1000);
@@ -505,7 +421,7 @@ s_write_file (const char *file, rxq_report_t *report, int what)
 {
     FILE *f = fopen (file, "w");
     if (!f)
-        return s_error (RXQ_EXIT_USAGE, "cannot write %s: %s", file, strerror (errno));
+        return rxq_args_error (RXQ_EXIT_USAGE, "cannot write %s: %s", file, strerror (errno));
     if (what == 0)
         rxq_report_html (report, f, "rxq benchmark report");
     else
@@ -514,14 +430,14 @@ s_write_file (const char *file, rxq_report_t *report, int what)
     else
         rxq_report_csv (report, f);
     if (fclose (f) != 0)
-        return s_error (RXQ_EXIT_USAGE, "cannot write %s: %s", file, strerror (errno));
+        return rxq_args_error (RXQ_EXIT_USAGE, "cannot write %s: %s", file, strerror (errno));
     fprintf (stderr, "wrote %s (%zu record%s)\n", file, rxq_report_size (report),
              rxq_report_size (report) == 1 ? "" : "s");
     return RXQ_EXIT_OK;
 }
 
 static int
-s_report (rxq_bench_opts_t *o, int argc, char **argv)
+s_report (rxq_args_t *o, int argc, char **argv)
 {
     enum { O_KIND = 1, O_SINCE, O_LIMIT, O_HTML, O_JSONL, O_CSV };
     static const struct option options [] = {
@@ -531,7 +447,7 @@ s_report (rxq_bench_opts_t *o, int argc, char **argv)
         { "html", required_argument, NULL, O_HTML },
         { "jsonl", required_argument, NULL, O_JSONL },
         { "csv", required_argument, NULL, O_CSV },
-        COMMON_OPTIONS, { NULL, 0, NULL, 0 }
+        RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 }
     };
     const char *kind = NULL, *files [3] = { NULL, NULL, NULL };
     uint64_t from_ms = 0, limit = S_REPORT_MAX;
@@ -543,40 +459,41 @@ s_report (rxq_bench_opts_t *o, int argc, char **argv)
         switch (c) {
             case O_KIND:
                 if (strncmp (optarg, "bench.", 6) != 0 || !cmn_kind_find (optarg, strlen (optarg)))
-                    return s_error (RXQ_EXIT_USAGE, "--kind must be a benchmark kind (bench.gemm, "
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--kind must be a benchmark kind (bench.gemm, "
                                     "bench.gemv, bench.kernels, bench.device), not '%.64s'",
                                     optarg);
                 kind = optarg;
                 break;
             case O_SINCE:
                 if (rxq_bench_parse_since (optarg, (uint64_t) zclock_time (), &from_ms, &err))
-                    return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+                    return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
                 break;
             case O_LIMIT:
-                if (!s_parse_uint (optarg, 1, S_REPORT_MAX, &limit))
-                    return s_error (RXQ_EXIT_USAGE, "--limit must be 1 to %d, not '%s'",
+                if (!rxq_args_uint (optarg, 1, S_REPORT_MAX, &limit))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--limit must be 1 to %d, not '%s'",
                                     S_REPORT_MAX, optarg);
                 break;
             case O_HTML:
             case O_JSONL:
             case O_CSV:
                 if (!*optarg)
-                    return s_error (RXQ_EXIT_USAGE, "--%s needs a file name",
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--%s needs a file name",
                                     options [c - 1].name);
                 files [c - O_HTML] = optarg;
                 break;
             default: {
-                int code = s_common_option (o, c, argv, "bench report", s_report_help);
+                o->cmd = "bench report";
+                int code = rxq_args_common (o, c, argv, s_report_help);
                 if (code >= 0)
                     return code;
             }
         }
     }
     if (optind != argc)
-        return s_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq bench report --help)",
+        return rxq_args_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq bench report --help)",
                         argv [optind]);
     int code = 0;
-    rxq_client_t *client = s_connect (o, &code);
+    rxq_client_t *client = rxq_args_connect (o, &code);
     if (!client)
         return code;
     rxq_report_t *report = rxq_report_new ();
@@ -628,7 +545,7 @@ s_report (rxq_bench_opts_t *o, int argc, char **argv)
     }
     rxq_client_destroy (&client);
     if (!report)
-        return s_error (RXQ_EXIT_BROKER, "out of memory");
+        return rxq_args_error (RXQ_EXIT_BROKER, "out of memory");
     if (code == 0) {
         if (dups || skipped)
             fprintf (stderr, "%" PRIu64 " duplicate record%s dropped, %" PRIu64 " malformed "
@@ -701,7 +618,7 @@ static const char *s_tune_help =
 "worker runs tune; 3 broker unreachable; 64 usage.\n";
 
 int
-rxq_bench_cmd (rxq_bench_opts_t *o, int argc, char **argv)
+rxq_bench_cmd (rxq_args_t *o, int argc, char **argv)
 {
     assert (o && argc >= 1);
     //  The first word that is not an option (nor an option's value) says
@@ -731,7 +648,7 @@ rxq_bench_cmd (rxq_bench_opts_t *o, int argc, char **argv)
 }
 
 int
-rxq_bench_tune_cmd (rxq_bench_opts_t *o, int argc, char **argv)
+rxq_bench_tune_cmd (rxq_args_t *o, int argc, char **argv)
 {
     assert (o && argc >= 1);
     return s_run_command (o, argc, argv, "tune", "tune", s_tune_help);

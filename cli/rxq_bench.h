@@ -22,24 +22,19 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cmn_error.h"
+#include "rxq_args.h"
 
-//  The global options, as rxq_cmd holds them.
-typedef struct {
-    const char *broker;     // broker endpoint
-    bool json;              // --json
-    int timeout_ms;         // --timeout, ms
-    bool timeout_set;       // --timeout was given
-} rxq_bench_opts_t;
+
 
 //  `rxq bench ...`: ARGV [0] is "bench". Returns the exit code
 //  (rxq_cmd.h): 0 every job succeeded / report written; 1 some job did not
 //  succeed; 2 the broker refused, or no live worker runs the kind; 3
 //  broker unreachable; 64 usage (also when a report file cannot be
 //  written).
-int rxq_bench_cmd (rxq_bench_opts_t *o, int argc, char **argv);
+int rxq_bench_cmd (rxq_args_t *o, int argc, char **argv);
 
 //  `rxq tune ...`: ARGV [0] is "tune". Exit codes as rxq_bench_cmd.
-int rxq_bench_tune_cmd (rxq_bench_opts_t *o, int argc, char **argv);
+int rxq_bench_tune_cmd (rxq_args_t *o, int argc, char **argv);
 
 //  Parses --since TEXT at NOW_MS (Unix ms): a duration back from now
 //  ("90s", "30m", "12h", "7d"), a date "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM"

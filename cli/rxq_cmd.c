@@ -3,6 +3,7 @@
  *  the broker through rxq_client, and prints through rxq_print.
  */
 #include "rxq_cmd.h"
+#include "rxq_args.h"
 #include "rxq_bench.h"
 #include "rxq_generate.h"
 #include "rxq_optimize.h"
@@ -26,113 +27,17 @@
 
 #define DEFAULT_BROKER "tcp://127.0.0.1:5555"
 
-//  Options every command accepts.
-typedef struct {
-    const char *broker;     // endpoint: --broker, else $RXQ_BROKER, else the default
-    bool json;              // --json: print the FINAL body's object as JSON
-    int timeout_ms;         // --timeout: silence before the broker is unreachable
-    bool timeout_set;       // --timeout was given (streams then time out too)
-    const char *cmd;        // the command's name, for messages
-} s_opts_t;
+typedef rxq_args_t s_opts_t;
 
 typedef int (s_cmd_fn) (s_opts_t *o, int argc, char **argv);
-
-//  Prints one line "rxq: <message>" on stderr, newlines folded, and
-//  returns CODE.
-static int
-s_error (int code, const char *fmt, ...)
-{
-    char line [1024];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (line, sizeof line, fmt, ap);
-    va_end (ap);
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf (stderr, "rxq: %s\n", line);
-    return code;
-}
-
-static bool
-s_parse_uint (const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (!text || !*text || *text == '-' || *text == '+')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull (text, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-//  Common options: long names only, so they cannot clash with a
-//  command's own letters.
-enum { OPT_BROKER = 1000, OPT_JSON, OPT_TIMEOUT, OPT_HELP };
-#define COMMON_OPTIONS \
-    { "broker", required_argument, NULL, OPT_BROKER }, \
-    { "json", no_argument, NULL, OPT_JSON }, \
-    { "timeout", required_argument, NULL, OPT_TIMEOUT }, \
-    { "help", no_argument, NULL, OPT_HELP }
-
-//  Handles a common option or a getopt error. Returns -1 when the option
-//  was consumed, else the exit code (0 after --help).
-static int
-s_common_option (s_opts_t *o, int c, char **argv, const char *help)
-{
-    switch (c) {
-        case OPT_BROKER:
-            o->broker = optarg;
-            return -1;
-        case OPT_JSON:
-            o->json = true;
-            return -1;
-        case OPT_TIMEOUT: {
-            char *end = NULL;
-            double secs = strtod (optarg, &end);
-            if (end == optarg || *end || !isfinite (secs) || secs <= 0 || secs > 86400)
-                return s_error (RXQ_EXIT_USAGE, "--timeout must be a number of seconds above 0, not '%s'",
-                                optarg);
-            o->timeout_ms = (int) ceil (secs * 1000.0);
-            o->timeout_set = true;
-            return -1;
-        }
-        case OPT_HELP:
-            fputs (help, stdout);
-            return RXQ_EXIT_OK;
-        case ':':
-            return s_error (RXQ_EXIT_USAGE, "option '%s' needs a value (see rxq %s --help)",
-                            argv [optind - 1], o->cmd);
-        default:
-            return s_error (RXQ_EXIT_USAGE, "unknown option '%s' for %s (see rxq %s --help)",
-                            argv [optind - 1], o->cmd, o->cmd);
-    }
-}
-
-//  Connects to the broker or reports why not.
-static rxq_client_t *
-s_connect (s_opts_t *o, int *code)
-{
-    cmn_err_t err;
-    rxq_client_t *client = rxq_client_new (o->broker, &err);
-    if (!client)
-        *code = s_error (err.code == RXQ_E_INVAL ? RXQ_EXIT_USAGE : RXQ_EXIT_UNREACHABLE,
-                         "%s", err.msg);
-    else
-    if (o->timeout_set)
-        rxq_client_set_stream_timeout (client, o->timeout_ms);
-    return client;
-}
 
 //  Reports a failed request and returns its exit code.
 static int
 s_request_failed (rxq_client_t *client, const cmn_err_t *err)
 {
     if (rxq_client_error_from_broker (client))
-        return s_error (RXQ_EXIT_BROKER, "%s", err->msg);
-    return s_error (RXQ_EXIT_UNREACHABLE, "%s", err->msg);
+        return rxq_args_error (RXQ_EXIT_BROKER, "%s", err->msg);
+    return rxq_args_error (RXQ_EXIT_UNREACHABLE, "%s", err->msg);
 }
 
 //  Sends COMMAND with BODY (a packed map) and returns the exit code; on
@@ -142,7 +47,7 @@ s_call (s_opts_t *o, int command, msgpack_sbuffer *body, rxq_client_partial_fn *
         void *arg, cmn_body_t *final)
 {
     int code = 0;
-    rxq_client_t *client = s_connect (o, &code);
+    rxq_client_t *client = rxq_args_connect (o, &code);
     if (!client)
         return code;
     cmn_err_t err;
@@ -177,7 +82,7 @@ s_print_json_field (const cmn_body_t *final, const char *key)
 {
     const msgpack_object *obj = cmn_codec_find (&final->root, key);
     if (!obj)
-        return s_error (RXQ_EXIT_BROKER, "the broker's reply has no '%s' field", key);
+        return rxq_args_error (RXQ_EXIT_BROKER, "the broker's reply has no '%s' field", key);
     cmn_codec_print_json (stdout, obj);
     fputc ('\n', stdout);
     return RXQ_EXIT_OK;
@@ -205,9 +110,9 @@ s_report_unsuccessful (const msgpack_object *job)
     if (strcmp (state, "succeeded") == 0)
         return;
     if (msg [0])
-        s_error (RXQ_EXIT_JOB, "job %s %s: %s", id, state, msg);
+        rxq_args_error (RXQ_EXIT_JOB, "job %s %s: %s", id, state, msg);
     else
-        s_error (RXQ_EXIT_JOB, "job %s %s", id, state);
+        rxq_args_error (RXQ_EXIT_JOB, "job %s %s", id, state);
 }
 
 //  Ends a stream (submit --wait, watch, result): prints the job, returns
@@ -217,7 +122,7 @@ s_finish_job (s_opts_t *o, const cmn_body_t *final, bool print_result)
 {
     const msgpack_object *job = NULL;
     if (cmn_codec_get_map (&final->root, "job", &job, NULL) != 0)
-        return s_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
+        return rxq_args_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
     if (o->json) {
         cmn_codec_print_json (stdout, job);
         fputc ('\n', stdout);
@@ -256,19 +161,19 @@ s_on_event (void *arg, const msgpack_object *body)
 static int
 s_parse_id_command (s_opts_t *o, int argc, char **argv, const char *help, const char **id)
 {
-    static const struct option options [] = { COMMON_OPTIONS, { NULL, 0, NULL, 0 } };
+    static const struct option options [] = { RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 } };
     int c;
     while ((c = getopt_long (argc, argv, ":", options, NULL)) != -1) {
-        int code = s_common_option (o, c, argv, help);
+        int code = rxq_args_common (o, c, argv, help);
         if (code >= 0)
             return code;
     }
     if (optind != argc - 1)
-        return s_error (RXQ_EXIT_USAGE, "%s needs exactly one job id (see rxq %s --help)",
+        return rxq_args_error (RXQ_EXIT_USAGE, "%s needs exactly one job id (see rxq %s --help)",
                         o->cmd, o->cmd);
     *id = argv [optind];
     if (strlen (*id) == 0 || strlen (*id) > RXQ_MAX_ID_LEN)
-        return s_error (RXQ_EXIT_USAGE, "a job id is 1 to %d bytes, not '%.80s'", RXQ_MAX_ID_LEN, *id);
+        return rxq_args_error (RXQ_EXIT_USAGE, "a job id is 1 to %d bytes, not '%.80s'", RXQ_MAX_ID_LEN, *id);
     return -1;
 }
 
@@ -320,7 +225,7 @@ s_cmd_up (s_opts_t *o, int argc, char **argv)
         { "device", required_argument, NULL, O_DEVICE },
         { "no-device", no_argument, NULL, O_NO_DEVICE },
         { "ready-timeout", required_argument, NULL, O_READY },
-        COMMON_OPTIONS, { NULL, 0, NULL, 0 }
+        RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 }
     };
     rxq_cluster_opts_t co;
     rxq_cluster_opts_default (&co);
@@ -329,8 +234,8 @@ s_cmd_up (s_opts_t *o, int argc, char **argv)
     while ((c = getopt_long (argc, argv, ":", options, NULL)) != -1) {
         switch (c) {
             case O_WORKERS:
-                if (!s_parse_uint (optarg, 0, 64, &v))
-                    return s_error (RXQ_EXIT_USAGE, "--workers must be 0 to 64, not '%s'", optarg);
+                if (!rxq_args_uint (optarg, 0, 64, &v))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--workers must be 0 to 64, not '%s'", optarg);
                 co.workers = (int) v;
                 break;
             case O_REDIS:
@@ -338,8 +243,8 @@ s_cmd_up (s_opts_t *o, int argc, char **argv)
                 break;
             case O_REDIS_PORT:
             case O_PORT:
-                if (!s_parse_uint (optarg, 1, 65535, &v))
-                    return s_error (RXQ_EXIT_USAGE, "--%s must be a port 1 to 65535, not '%s'",
+                if (!rxq_args_uint (optarg, 1, 65535, &v))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--%s must be a port 1 to 65535, not '%s'",
                                     c == O_PORT ? "port" : "redis-port", optarg);
                 *(c == O_PORT ? &co.port : &co.redis_port) = (int) v;
                 break;
@@ -353,40 +258,40 @@ s_cmd_up (s_opts_t *o, int argc, char **argv)
                 co.no_device = true;
                 break;
             case O_READY:
-                if (!s_parse_uint (optarg, 1, 3600, &v))
-                    return s_error (RXQ_EXIT_USAGE, "--ready-timeout must be 1 to 3600 seconds, not '%s'",
+                if (!rxq_args_uint (optarg, 1, 3600, &v))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--ready-timeout must be 1 to 3600 seconds, not '%s'",
                                     optarg);
                 co.ready_ms = (int) v * 1000;
                 break;
             default: {
-                int code = s_common_option (o, c, argv, s_up_help);
+                int code = rxq_args_common (o, c, argv, s_up_help);
                 if (code >= 0)
                     return code;
             }
         }
     }
     if (optind != argc)
-        return s_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq up --help)", argv [optind]);
+        return rxq_args_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq up --help)", argv [optind]);
     if (co.device && co.no_device)
-        return s_error (RXQ_EXIT_USAGE, "--device and --no-device exclude each other");
+        return rxq_args_error (RXQ_EXIT_USAGE, "--device and --no-device exclude each other");
     if (!co.redis_url && co.redis_port == co.port)
-        return s_error (RXQ_EXIT_USAGE, "--port and --redis-port must differ (both %d)", co.port);
+        return rxq_args_error (RXQ_EXIT_USAGE, "--port and --redis-port must differ (both %d)", co.port);
     cmn_err_t err;
     if (co.redis_url) {
         char host [256];
         int port, db;
         if (rxq_cluster_parse_redis_url (co.redis_url, host, sizeof host, &port, &db, &err))
-            return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+            return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
     }
     char failed [32];
     if (rxq_cluster_up (&co, stdout, failed, sizeof failed, &err) != 0) {
         fflush (stdout);
         if (err.code == RXQ_E_ADDRINUSE)
-            return s_error (RXQ_EXIT_CLUSTER, "%s; choose another with --%s", err.msg,
+            return rxq_args_error (RXQ_EXIT_CLUSTER, "%s; choose another with --%s", err.msg,
                             strstr (err.msg, "(redis)") ? "redis-port" : "port");
         if (!failed [0])
-            return s_error (RXQ_EXIT_CLUSTER, "%s", err.msg);
-        s_error (RXQ_EXIT_CLUSTER, "%s; its log follows", err.msg);
+            return rxq_args_error (RXQ_EXIT_CLUSTER, "%s", err.msg);
+        rxq_args_error (RXQ_EXIT_CLUSTER, "%s; its log follows", err.msg);
         rxq_cluster_print_log_tail (co.run_dir, failed);
         return RXQ_EXIT_CLUSTER;
     }
@@ -408,7 +313,7 @@ s_cmd_down (s_opts_t *o, int argc, char **argv)
 {
     static const struct option options [] = {
         { "run-dir", required_argument, NULL, 1 },
-        COMMON_OPTIONS, { NULL, 0, NULL, 0 }
+        RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 }
     };
     rxq_cluster_opts_t co;
     rxq_cluster_opts_default (&co);
@@ -417,16 +322,16 @@ s_cmd_down (s_opts_t *o, int argc, char **argv)
         if (c == 1)
             co.run_dir = optarg;
         else {
-            int code = s_common_option (o, c, argv, s_down_help);
+            int code = rxq_args_common (o, c, argv, s_down_help);
             if (code >= 0)
                 return code;
         }
     }
     if (optind != argc)
-        return s_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq down --help)", argv [optind]);
+        return rxq_args_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq down --help)", argv [optind]);
     cmn_err_t err;
     if (rxq_cluster_down (co.run_dir, stdout, &err) != 0)
-        return s_error (RXQ_EXIT_CLUSTER, "%s", err.msg);
+        return rxq_args_error (RXQ_EXIT_CLUSTER, "%s", err.msg);
     return RXQ_EXIT_OK;
 }
 
@@ -454,11 +359,11 @@ s_require_parse (s_require_t *r, char *arg)
 {
     char *eq = strchr (arg, '=');
     if (!eq || eq == arg || !eq [1])
-        return s_error (RXQ_EXIT_USAGE, "--require wants KEY=VALUE, not '%s'", arg);
+        return rxq_args_error (RXQ_EXIT_USAGE, "--require wants KEY=VALUE, not '%s'", arg);
     *eq = 0;
     const char *key = arg, *value = eq + 1;
     if (strlen (value) > 255)
-        return s_error (RXQ_EXIT_USAGE, "--require %s: value longer than 255 bytes", key);
+        return rxq_args_error (RXQ_EXIT_USAGE, "--require %s: value longer than 255 bytes", key);
     if (!strcmp (key, "vendor"))
         r->vendor = value;
     else
@@ -467,7 +372,7 @@ s_require_parse (s_require_t *r, char *arg)
     else
     if (!strcmp (key, "type")) {
         if (strcmp (value, "gpu") && strcmp (value, "cpu") && strcmp (value, "accelerator"))
-            return s_error (RXQ_EXIT_USAGE,
+            return rxq_args_error (RXQ_EXIT_USAGE,
                             "--require type must be gpu, cpu or accelerator, not '%s'", value);
         r->type = value;
     }
@@ -476,7 +381,7 @@ s_require_parse (s_require_t *r, char *arg)
         unsigned major, minor;
         char extra;
         if (sscanf (value, "%u.%u%c", &major, &minor, &extra) != 2 || major > 9 || minor > 9)
-            return s_error (RXQ_EXIT_USAGE,
+            return rxq_args_error (RXQ_EXIT_USAGE,
                             "--require opencl_c must be a version such as 1.2, not '%s'", value);
         r->opencl_c = value;
     }
@@ -490,14 +395,14 @@ s_require_parse (s_require_t *r, char *arg)
         else if (*end == 'M' || *end == 'm') shift = 20, end++;
         else if (*end == 'G' || *end == 'g') shift = 30, end++;
         if (errno || end == value || *end || value [0] == '-' || n > (UINT64_MAX >> shift))
-            return s_error (RXQ_EXIT_USAGE,
+            return rxq_args_error (RXQ_EXIT_USAGE,
                             "--require min_global_mem must be bytes (with K, M or G), not '%s'",
                             value);
         r->min_global_mem = (uint64_t) n << shift;
         r->have_mem = true;
     }
     else
-        return s_error (RXQ_EXIT_USAGE, "--require: unknown requirement '%s' (known: vendor, "
+        return rxq_args_error (RXQ_EXIT_USAGE, "--require: unknown requirement '%s' (known: vendor, "
                         "type, min_global_mem, opencl_c, tag)", key);
     return -1;
 }
@@ -554,7 +459,7 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
         { "wait", no_argument, NULL, O_WAIT },
         { "queue-timeout-ms", required_argument, NULL, O_QUEUE_TIMEOUT },
         { "require", required_argument, NULL, O_REQUIRE },
-        COMMON_OPTIONS, { NULL, 0, NULL, 0 }
+        RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 }
     };
     int priority = -1;
     uint64_t max_attempts = 0, timeout_ms = 0, queue_timeout_ms = 0;
@@ -574,31 +479,31 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
                 if (!strcasecmp (optarg, "high") || !strcmp (optarg, "2"))
                     priority = RXQ_PRIORITY_HIGH;
                 else
-                    return s_error (RXQ_EXIT_USAGE,
+                    return rxq_args_error (RXQ_EXIT_USAGE,
                                     "--priority must be low, normal, high, 0, 1 or 2, not '%s'", optarg);
                 break;
             case O_MAX_ATTEMPTS:
-                if (!s_parse_uint (optarg, 1, 100, &max_attempts))
-                    return s_error (RXQ_EXIT_USAGE, "--max-attempts must be 1 to 100, not '%s'", optarg);
+                if (!rxq_args_uint (optarg, 1, 100, &max_attempts))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--max-attempts must be 1 to 100, not '%s'", optarg);
                 have_max = true;
                 break;
             case O_TIMEOUT_MS:
-                if (!s_parse_uint (optarg, 0, UINT32_MAX, &timeout_ms))
-                    return s_error (RXQ_EXIT_USAGE,
+                if (!rxq_args_uint (optarg, 0, UINT32_MAX, &timeout_ms))
+                    return rxq_args_error (RXQ_EXIT_USAGE,
                                     "--timeout-ms must be a number of milliseconds, not '%s'", optarg);
                 have_timeout = true;
                 break;
             case O_KEY:
                 if (strlen (optarg) == 0 || strlen (optarg) > RXQ_MAX_KEY_LEN)
-                    return s_error (RXQ_EXIT_USAGE, "--key must be 1 to %d bytes", RXQ_MAX_KEY_LEN);
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--key must be 1 to %d bytes", RXQ_MAX_KEY_LEN);
                 key = optarg;
                 break;
             case O_WAIT:
                 wait = true;
                 break;
             case O_QUEUE_TIMEOUT:
-                if (!s_parse_uint (optarg, 0, UINT32_MAX, &queue_timeout_ms))
-                    return s_error (RXQ_EXIT_USAGE,
+                if (!rxq_args_uint (optarg, 0, UINT32_MAX, &queue_timeout_ms))
+                    return rxq_args_error (RXQ_EXIT_USAGE,
                                     "--queue-timeout-ms must be a number of milliseconds, not '%s'",
                                     optarg);
                 have_queue_timeout = true;
@@ -609,18 +514,18 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
                     return code;
                 break;
             }
-            case OPT_HELP:
+            case RXQ_OPT_HELP:
                 s_submit_help (stdout);
                 return RXQ_EXIT_OK;
             default: {
-                int code = s_common_option (o, c, argv, "");
+                int code = rxq_args_common (o, c, argv, "");
                 if (code >= 0)
                     return code;
             }
         }
     }
     if (optind >= argc)
-        return s_error (RXQ_EXIT_USAGE, "submit needs a job kind (see rxq submit --help)");
+        return rxq_args_error (RXQ_EXIT_USAGE, "submit needs a job kind (see rxq submit --help)");
     const char *kind_name = argv [optind];
     const cmn_kind_t *kind = cmn_kind_find (kind_name, strlen (kind_name));
     if (!kind) {
@@ -628,7 +533,7 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
         for (const cmn_kind_t *k = cmn_kinds; k->name; k++)
             snprintf (known + strlen (known), sizeof known - strlen (known), "%s%s",
                       known [0] ? ", " : "", k->name);
-        return s_error (RXQ_EXIT_USAGE, "unknown job kind '%.64s' (known: %s)", kind_name, known);
+        return rxq_args_error (RXQ_EXIT_USAGE, "unknown job kind '%.64s' (known: %s)", kind_name, known);
     }
 
     //  Parameters: typed by the kind's table, then checked as a whole
@@ -642,7 +547,7 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
     for (int i = optind + 1; i < argc; i++)
         if (cmn_kind_pack_arg (kind, argv [i], &ppk, &err) != 0) {
             msgpack_sbuffer_destroy (&params);
-            return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+            return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
         }
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
@@ -676,13 +581,13 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
     cmn_body_t check;
     if (cmn_body_decode (&check, body.data, body.size, &cmn_codec_limits_default, &err) != 0) {
         msgpack_sbuffer_destroy (&body);
-        return s_error (RXQ_EXIT_USAGE, "job too large: %s", err.msg);
+        return rxq_args_error (RXQ_EXIT_USAGE, "job too large: %s", err.msg);
     }
     int rc = cmn_kind_validate (kind, cmn_codec_find (&check.root, "params"), &err);
     cmn_body_free (&check);
     if (rc != 0) {
         msgpack_sbuffer_destroy (&body);
-        return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+        return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
     }
 
     cmn_body_t final;
@@ -701,7 +606,7 @@ s_cmd_submit (s_opts_t *o, int argc, char **argv)
         if (cmn_codec_get_cstr (&final.root, "id", id, sizeof id, NULL) == 0)
             printf ("%s\n", id);
         else
-            code = s_error (RXQ_EXIT_BROKER, "the broker's reply has no job id");
+            code = rxq_args_error (RXQ_EXIT_BROKER, "the broker's reply has no job id");
     }
     cmn_body_free (&final);
     return code;
@@ -740,7 +645,7 @@ s_cmd_status (s_opts_t *o, int argc, char **argv)
     if (cmn_codec_get_map (&final.root, "job", &job, NULL) == 0)
         rxq_print_job (stdout, job);
     else
-        code = s_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
+        code = rxq_args_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
     cmn_body_free (&final);
     return code;
 }
@@ -889,7 +794,7 @@ s_cmd_jobs (s_opts_t *o, int argc, char **argv)
     static const struct option options [] = {
         { "state", required_argument, NULL, 1 },
         { "limit", required_argument, NULL, 2 },
-        COMMON_OPTIONS, { NULL, 0, NULL, 0 }
+        RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 }
     };
     static const char *states [] = { "queued", "leased", "succeeded", "failed",
                                      "cancelled", "dead", NULL };
@@ -903,22 +808,22 @@ s_cmd_jobs (s_opts_t *o, int argc, char **argv)
                 if (strcmp (optarg, states [i]) == 0)
                     state = states [i];
             if (!state)
-                return s_error (RXQ_EXIT_USAGE, "--state must be queued, leased, succeeded, failed, "
+                return rxq_args_error (RXQ_EXIT_USAGE, "--state must be queued, leased, succeeded, failed, "
                                 "cancelled or dead, not '%s'", optarg);
         }
         else
         if (c == 2) {
-            if (!s_parse_uint (optarg, 1, 10000, &limit))
-                return s_error (RXQ_EXIT_USAGE, "--limit must be 1 to 10000, not '%s'", optarg);
+            if (!rxq_args_uint (optarg, 1, 10000, &limit))
+                return rxq_args_error (RXQ_EXIT_USAGE, "--limit must be 1 to 10000, not '%s'", optarg);
         }
         else {
-            int code = s_common_option (o, c, argv, s_jobs_help);
+            int code = rxq_args_common (o, c, argv, s_jobs_help);
             if (code >= 0)
                 return code;
         }
     }
     if (optind != argc)
-        return s_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq jobs --help)", argv [optind]);
+        return rxq_args_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq jobs --help)", argv [optind]);
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     msgpack_packer pk;
@@ -956,15 +861,15 @@ static const char *s_workers_help =
 static int
 s_cmd_workers (s_opts_t *o, int argc, char **argv)
 {
-    static const struct option options [] = { COMMON_OPTIONS, { NULL, 0, NULL, 0 } };
+    static const struct option options [] = { RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 } };
     int c;
     while ((c = getopt_long (argc, argv, ":", options, NULL)) != -1) {
-        int code = s_common_option (o, c, argv, s_workers_help);
+        int code = rxq_args_common (o, c, argv, s_workers_help);
         if (code >= 0)
             return code;
     }
     if (optind != argc)
-        return s_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq workers --help)",
+        return rxq_args_error (RXQ_EXIT_USAGE, "unexpected argument '%s' (see rxq workers --help)",
                         argv [optind]);
     cmn_body_t final;
     int code = s_call (o, RXQ_CMD_WORKERS, NULL, NULL, NULL, &final);
@@ -989,10 +894,10 @@ static int
 s_xfer_failed (cmn_xfer_t *xfer, const cmn_err_t *err)
 {
     if (err->code == RXQ_E_UNREACHABLE)
-        return s_error (RXQ_EXIT_UNREACHABLE, "%s", err->msg);
+        return rxq_args_error (RXQ_EXIT_UNREACHABLE, "%s", err->msg);
     if (cmn_xfer_error_from_broker (xfer) && err->code != RXQ_E_IO_HASH)
-        return s_error (RXQ_EXIT_BROKER, "%s", err->msg);
-    return s_error (RXQ_EXIT_IO, "%s", err->msg);
+        return rxq_args_error (RXQ_EXIT_BROKER, "%s", err->msg);
+    return rxq_args_error (RXQ_EXIT_IO, "%s", err->msg);
 }
 
 static cmn_xfer_t *
@@ -1001,7 +906,7 @@ s_xfer_connect (s_opts_t *o, int *code)
     cmn_err_t err;
     cmn_xfer_t *xfer = cmn_xfer_new (o->broker, &err);
     if (!xfer)
-        *code = s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+        *code = rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
     else
         cmn_xfer_set_timeout (xfer, o->timeout_ms);
     return xfer;
@@ -1023,15 +928,15 @@ static const char *s_put_help =
 static int
 s_cmd_put (s_opts_t *o, int argc, char **argv)
 {
-    static const struct option options [] = { COMMON_OPTIONS, { NULL, 0, NULL, 0 } };
+    static const struct option options [] = { RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 } };
     int c;
     while ((c = getopt_long (argc, argv, ":", options, NULL)) != -1) {
-        int code = s_common_option (o, c, argv, s_put_help);
+        int code = rxq_args_common (o, c, argv, s_put_help);
         if (code >= 0)
             return code;
     }
     if (optind != argc - 1)
-        return s_error (RXQ_EXIT_USAGE, "put needs exactly one FILE (see rxq put --help)");
+        return rxq_args_error (RXQ_EXIT_USAGE, "put needs exactly one FILE (see rxq put --help)");
     const char *path = argv [optind];
     int code = 0;
     cmn_xfer_t *xfer = s_xfer_connect (o, &code);
@@ -1044,7 +949,7 @@ s_cmd_put (s_opts_t *o, int argc, char **argv)
     int64_t t0 = zclock_mono ();
     if (cmn_xfer_put (xfer, path, hash, &size, &sent, &err))
         code = cmn_xfer_error_from_broker (xfer) && err.code == RXQ_E_IO_HASH
-             ? s_error (RXQ_EXIT_BROKER, "%s", err.msg) : s_xfer_failed (xfer, &err);
+             ? rxq_args_error (RXQ_EXIT_BROKER, "%s", err.msg) : s_xfer_failed (xfer, &err);
     else {
         double secs = (double) (zclock_mono () - t0) / 1000.0;
         if (o->json)
@@ -1087,18 +992,18 @@ s_job_output_blob (s_opts_t *o, const char *id, char hash [CMN_BLOB_HEX_LEN + 1]
     const msgpack_object *job = NULL, *result = NULL;
     char state [32] = "";
     if (cmn_codec_get_map (&final.root, "job", &job, NULL) != 0)
-        code = s_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
+        code = rxq_args_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
     else {
         cmn_codec_get_cstr (job, "state", state, sizeof state, NULL);
         if (strcmp (state, "succeeded") != 0)
-            code = s_error (strcmp (state, "failed") == 0 || strcmp (state, "dead") == 0
+            code = rxq_args_error (strcmp (state, "failed") == 0 || strcmp (state, "dead") == 0
                             || strcmp (state, "cancelled") == 0 ? RXQ_EXIT_JOB : RXQ_EXIT_BROKER,
                             "job %s is %s: it has no output yet", id, state);
         else
         if (cmn_codec_get_map (job, "result", &result, NULL) != 0
         ||  cmn_codec_get_cstr (result, "output_blob", hash, CMN_BLOB_HEX_LEN + 1, NULL) != 0
         ||  !cmn_blob_name_valid (hash, strlen (hash)))
-            code = s_error (RXQ_EXIT_BROKER, "job %s has no output blob in its result", id);
+            code = rxq_args_error (RXQ_EXIT_BROKER, "job %s has no output blob in its result", id);
     }
     cmn_body_free (&final);
     return code;
@@ -1108,7 +1013,7 @@ static int
 s_cmd_get (s_opts_t *o, int argc, char **argv)
 {
     static const struct option options [] = {
-        COMMON_OPTIONS, { "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 }
+        RXQ_ARGS_COMMON, { "output", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 }
     };
     const char *out = NULL;
     int c;
@@ -1117,14 +1022,14 @@ s_cmd_get (s_opts_t *o, int argc, char **argv)
             out = optarg;
             continue;
         }
-        int code = s_common_option (o, c, argv, s_get_help);
+        int code = rxq_args_common (o, c, argv, s_get_help);
         if (code >= 0)
             return code;
     }
     if (optind != argc - 1)
-        return s_error (RXQ_EXIT_USAGE, "get needs exactly one HASH or JOB id (see rxq get --help)");
+        return rxq_args_error (RXQ_EXIT_USAGE, "get needs exactly one HASH or JOB id (see rxq get --help)");
     if (!out || !*out)
-        return s_error (RXQ_EXIT_USAGE, "get needs -o FILE (see rxq get --help)");
+        return rxq_args_error (RXQ_EXIT_USAGE, "get needs -o FILE (see rxq get --help)");
     const char *what = argv [optind];
     char hash [CMN_BLOB_HEX_LEN + 1];
     int code = 0;
@@ -1132,7 +1037,7 @@ s_cmd_get (s_opts_t *o, int argc, char **argv)
         snprintf (hash, sizeof hash, "%s", what);
     else
     if (strlen (what) == 0 || strlen (what) > RXQ_MAX_ID_LEN)
-        return s_error (RXQ_EXIT_USAGE, "'%.80s' is neither a blob hash (64 hex digits) nor a "
+        return rxq_args_error (RXQ_EXIT_USAGE, "'%.80s' is neither a blob hash (64 hex digits) nor a "
                         "job id", what);
     else
     if ((code = s_job_output_blob (o, what, hash)) != 0)
@@ -1160,25 +1065,16 @@ s_cmd_get (s_opts_t *o, int argc, char **argv)
 //  ---------------------------------------------------------------------
 //  rxq bench / tune (rxq_bench.c)
 
-static rxq_bench_opts_t
-s_bench_opts (const s_opts_t *o)
-{
-    rxq_bench_opts_t bo = { o->broker, o->json, o->timeout_ms, o->timeout_set };
-    return bo;
-}
-
 static int
 s_cmd_bench (s_opts_t *o, int argc, char **argv)
 {
-    rxq_bench_opts_t bo = s_bench_opts (o);
-    return rxq_bench_cmd (&bo, argc, argv);
+    return rxq_bench_cmd (o, argc, argv);
 }
 
 static int
 s_cmd_tune (s_opts_t *o, int argc, char **argv)
 {
-    rxq_bench_opts_t bo = s_bench_opts (o);
-    return rxq_bench_tune_cmd (&bo, argc, argv);
+    return rxq_bench_tune_cmd (o, argc, argv);
 }
 
 //  ---------------------------------------------------------------------
@@ -1255,7 +1151,7 @@ s_cmd_quantize (s_opts_t *o, int argc, char **argv)
         { "keep", required_argument, NULL, O_KEEP },
         { "output", required_argument, NULL, 'o' },
         { "timeout-ms", required_argument, NULL, O_TIMEOUT_MS },
-        COMMON_OPTIONS, { NULL, 0, NULL, 0 }
+        RXQ_ARGS_COMMON, { NULL, 0, NULL, 0 }
     };
     const char *type = NULL, *keep = NULL, *out = NULL;
     uint64_t budget = 0, timeout_ms = 0;
@@ -1268,38 +1164,38 @@ s_cmd_quantize (s_opts_t *o, int argc, char **argv)
             case 'o': out = optarg; break;
             case O_BUDGET:
                 if (!s_parse_bytes (optarg, &budget))
-                    return s_error (RXQ_EXIT_USAGE, "--budget must be a size such as 3.5GB, "
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--budget must be a size such as 3.5GB, "
                                     "4GiB or 1000000 (bytes), not '%s'", optarg);
                 break;
             case O_BPW: {
                 char *end = NULL;
                 bpw = strtod (optarg, &end);
                 if (end == optarg || *end || !isfinite (bpw) || bpw < 1 || bpw > 64)
-                    return s_error (RXQ_EXIT_USAGE, "--bpw must be a number of bits per weight "
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--bpw must be a number of bits per weight "
                                     "from 1 to 64, not '%s'", optarg);
                 break;
             }
             case O_TIMEOUT_MS:
-                if (!s_parse_uint (optarg, 0, UINT32_MAX, &timeout_ms))
-                    return s_error (RXQ_EXIT_USAGE, "--timeout-ms must be a number of "
+                if (!rxq_args_uint (optarg, 0, UINT32_MAX, &timeout_ms))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--timeout-ms must be a number of "
                                     "milliseconds, not '%s'", optarg);
                 break;
             default: {
-                int code = s_common_option (o, c, argv, s_quantize_help);
+                int code = rxq_args_common (o, c, argv, s_quantize_help);
                 if (code >= 0)
                     return code;
             }
         }
     }
     if (optind != argc - 1)
-        return s_error (RXQ_EXIT_USAGE, "quantize needs exactly one MODEL file (see rxq quantize "
+        return rxq_args_error (RXQ_EXIT_USAGE, "quantize needs exactly one MODEL file (see rxq quantize "
                         "--help)");
     if (!type)
-        return s_error (RXQ_EXIT_USAGE, "quantize needs --type (see rxq quantize --help)");
+        return rxq_args_error (RXQ_EXIT_USAGE, "quantize needs --type (see rxq quantize --help)");
     if (!out || !*out)
-        return s_error (RXQ_EXIT_USAGE, "quantize needs -o OUT.gguf (see rxq quantize --help)");
+        return rxq_args_error (RXQ_EXIT_USAGE, "quantize needs -o OUT.gguf (see rxq quantize --help)");
     if (budget && bpw > 0)
-        return s_error (RXQ_EXIT_USAGE, "give --budget or --bpw, not both");
+        return rxq_args_error (RXQ_EXIT_USAGE, "give --budget or --bpw, not both");
     const char *model = argv [optind];
 
     //  1. The model into the store.
@@ -1346,14 +1242,14 @@ s_cmd_quantize (s_opts_t *o, int argc, char **argv)
                                   &err) != 0) {
         msgpack_sbuffer_destroy (&body);
         cmn_xfer_destroy (&xfer);
-        return s_error (RXQ_EXIT_USAGE, "job too large: %s", kind ? err.msg : "no quantize kind");
+        return rxq_args_error (RXQ_EXIT_USAGE, "job too large: %s", kind ? err.msg : "no quantize kind");
     }
     int rc = cmn_kind_validate (kind, cmn_codec_find (&check.root, "params"), &err);
     cmn_body_free (&check);
     if (rc) {
         msgpack_sbuffer_destroy (&body);
         cmn_xfer_destroy (&xfer);
-        return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+        return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
     }
     cmn_body_t final;
     s_events_t events = { stderr, false };
@@ -1366,7 +1262,7 @@ s_cmd_quantize (s_opts_t *o, int argc, char **argv)
     const msgpack_object *job = NULL, *result = NULL;
     char out_hash [CMN_BLOB_HEX_LEN + 1] = "";
     if (cmn_codec_get_map (&final.root, "job", &job, NULL) != 0)
-        code = s_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
+        code = rxq_args_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
     else
     if ((code = s_state_exit (job)) != 0)
         s_report_unsuccessful (job);
@@ -1374,7 +1270,7 @@ s_cmd_quantize (s_opts_t *o, int argc, char **argv)
     if (cmn_codec_get_map (job, "result", &result, NULL) != 0
     ||  cmn_codec_get_cstr (result, "output_blob", out_hash, sizeof out_hash, NULL) != 0
     ||  !cmn_blob_name_valid (out_hash, strlen (out_hash)))
-        code = s_error (RXQ_EXIT_BROKER, "the job's result names no output blob");
+        code = rxq_args_error (RXQ_EXIT_BROKER, "the job's result names no output blob");
     //  3. The output.
     if (code == 0) {
         uint64_t out_size = 0;
@@ -1509,7 +1405,7 @@ rxq_cmd_main (int argc, char **argv)
     o.cmd = "rxq";
 
     static const struct option options [] = {
-        COMMON_OPTIONS, { "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 }
+        RXQ_ARGS_COMMON, { "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 }
     };
     opterr = 0;
     optind = 0;
@@ -1519,16 +1415,16 @@ rxq_cmd_main (int argc, char **argv)
             printf ("rxq %s\n", RXQ_VERSION);
             return RXQ_EXIT_OK;
         }
-        if (c == OPT_HELP) {
+        if (c == RXQ_OPT_HELP) {
             s_main_help (stdout);
             return RXQ_EXIT_OK;
         }
-        int code = s_common_option (&o, c, argv, "");
+        int code = rxq_args_common (&o, c, argv, "");
         if (code >= 0)
             return code;
     }
     if (optind >= argc)
-        return s_error (RXQ_EXIT_USAGE, "no command given (see rxq --help)");
+        return rxq_args_error (RXQ_EXIT_USAGE, "no command given (see rxq --help)");
     const char *name = argv [optind];
     if (strcmp (name, "help") == 0) {
         s_main_help (stdout);
@@ -1544,5 +1440,5 @@ rxq_cmd_main (int argc, char **argv)
             fflush (stdout);
             return code;
         }
-    return s_error (RXQ_EXIT_USAGE, "unknown command '%.64s' (see rxq --help)", name);
+    return rxq_args_error (RXQ_EXIT_USAGE, "unknown command '%.64s' (see rxq --help)", name);
 }

@@ -45,7 +45,12 @@ struct _wrk_quant_t {
     cl_mem part;                        // 5 floats per stats group
     cl_int bad_init;                    // INT_MAX, the source of the reset write
     bool bad_pending;                   // a quantize ran since the last finish
+    cl_event *events;                   // kernels enqueued since the last finish
+    size_t nevents, events_max;
+    uint64_t kernel_ns;                 // device time of finished kernels
 };
+
+static void s_collect (wrk_quant_t *self);
 
 static int
 s_index (int type)
@@ -140,6 +145,10 @@ wrk_quant_destroy (wrk_quant_t **self_p)
         clReleaseMemObject (self->bad);
     if (self->part)
         clReleaseMemObject (self->part);
+    if (self->nevents)
+        clFinish (wrk_device_queue (self->dev));
+    s_collect (self);
+    free (self->events);
     free (self);
     *self_p = NULL;
 }
@@ -204,12 +213,46 @@ s_kernel (wrk_quant_t *self, bool quantize, int slot, cmn_err_t *err)
     return *k;
 }
 
+//  Adds the device time of the kernels enqueued so far (they must have
+//  finished) to kernel_ns and releases their events.
+static void
+s_collect (wrk_quant_t *self)
+{
+    for (size_t i = 0; i < self->nevents; i++) {
+        self->kernel_ns += wrk_device_event_ns (self->events [i]);
+        clReleaseEvent (self->events [i]);
+    }
+    self->nevents = 0;
+}
+
+//  Enqueues K, keeping its event for kernel_ns when there is room to (a
+//  kernel whose event cannot be kept still runs; only its time is lost).
 static int
 s_enqueue (wrk_quant_t *self, cl_kernel k, size_t global, const size_t *local, cmn_err_t *err)
 {
+    if (self->nevents == self->events_max) {
+        size_t max = self->events_max ? 2 * self->events_max : 64;
+        cl_event *grown = realloc (self->events, max * sizeof *grown);
+        if (grown) {
+            self->events = grown;
+            self->events_max = max;
+        }
+    }
+    cl_event *ev = self->nevents < self->events_max ? &self->events [self->nevents] : NULL;
     cl_int rc = clEnqueueNDRangeKernel (wrk_device_queue (self->dev), k, 1, NULL, &global,
-                                        local, 0, NULL, NULL);
-    return rc == CL_SUCCESS ? 0 : wrk_device_cl_error (err, "clEnqueueNDRangeKernel", rc);
+                                        local, 0, NULL, ev);
+    if (rc != CL_SUCCESS)
+        return wrk_device_cl_error (err, "clEnqueueNDRangeKernel", rc);
+    if (ev)
+        self->nevents++;
+    return 0;
+}
+
+uint64_t
+wrk_quant_kernel_ns (wrk_quant_t *self)
+{
+    assert (self);
+    return self->kernel_ns;
 }
 
 int
@@ -250,6 +293,7 @@ wrk_quant_finish (wrk_quant_t *self, size_t *bad_block, cmn_err_t *err)
     cl_int rc = clFinish (wrk_device_queue (self->dev));
     if (rc != CL_SUCCESS)
         return wrk_device_cl_error (err, "clFinish", rc);
+    s_collect (self);
     if (!self->bad_pending)
         return 0;
     cl_int bad = INT_MAX;
@@ -342,6 +386,7 @@ wrk_quant_stats (wrk_quant_t *self, cl_mem x, cl_mem y, size_t n, wrk_quant_stat
                               5 * sizeof (float) * groups, part, 0, NULL, NULL);
     if (rc != CL_SUCCESS)
         return wrk_device_cl_error (err, "clEnqueueReadBuffer", rc);
+    s_collect (self);         // a blocking read: every kernel before it is done
     for (size_t g = 0; g < groups; g++) {
         const float *p = part + 5 * g;
         stats->sse += ldexp ((double) p [0] + (double) p [1], -2 * k);
@@ -371,7 +416,10 @@ s_read (wrk_quant_t *self, cl_mem m, void *dst, size_t bytes, cmn_err_t *err)
 {
     cl_int rc = clEnqueueReadBuffer (wrk_device_queue (self->dev), m, CL_TRUE, 0, bytes, dst,
                                      0, NULL, NULL);
-    return rc == CL_SUCCESS ? 0 : wrk_device_cl_error (err, "clEnqueueReadBuffer", rc);
+    if (rc != CL_SUCCESS)
+        return wrk_device_cl_error (err, "clEnqueueReadBuffer", rc);
+    s_collect (self);
+    return 0;
 }
 
 int

@@ -66,6 +66,10 @@ int wrk_quant_quantize (wrk_quant_t *self, int type, cl_mem src, cl_mem dst, siz
 //  RXQ_E_OPENCL*.
 int wrk_quant_finish (wrk_quant_t *self, size_t *bad_block, cmn_err_t *err);
 
+//  Device time (OpenCL event profiling) of every kernel this object ran
+//  that has finished, in ns: the kernels' share of a quantize job.
+uint64_t wrk_quant_kernel_ns (wrk_quant_t *self);
+
 //  Enqueues dequantization of N values of TYPE in SRC into DST (N floats),
 //  without waiting. Errors as wrk_quant_quantize.
 int wrk_quant_dequantize (wrk_quant_t *self, int type, cl_mem src, cl_mem dst, size_t n,

@@ -736,12 +736,16 @@ static void
 s_pack_report (s_job_t *j, const char *out_path, uint64_t out_bytes, uint64_t in_bytes,
                double seconds, const char *type_name, msgpack_packer *pk)
 {
-    msgpack_pack_map (pk, 9);
+    msgpack_pack_map (pk, 11);
     cmn_pack_kv_str (pk, "output", out_path);
     cmn_pack_kv_uint (pk, "output_bytes", out_bytes);
     cmn_pack_kv_uint (pk, "input_bytes", in_bytes);
     cmn_pack_kv_double (pk, "seconds", seconds);
     cmn_pack_kv_double (pk, "gbps", seconds > 0 ? (double) in_bytes / seconds / 1e9 : 0);
+    //  The device's share: quantize, dequantize and error kernels.
+    const double kernel_s = (double) wrk_quant_kernel_ns (j->q) / 1e9;
+    cmn_pack_kv_double (pk, "kernel_seconds", kernel_s);
+    cmn_pack_kv_double (pk, "kernel_gbps", kernel_s > 0 ? (double) in_bytes / kernel_s / 1e9 : 0);
     cmn_pack_kv_str (pk, "type", type_name);
     cmn_pack_key (pk, "tensors");
     msgpack_pack_array (pk, (uint32_t) j->nt);

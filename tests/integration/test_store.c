@@ -67,8 +67,21 @@ s_store_up (char *endpoint, size_t size, char *data_dir, size_t dsize)
     return broker;
 }
 
+//  The peak RSS that shows a process streamed the file rather than held
+//  it. Under AddressSanitizer freed memory waits in a quarantine (256 MB
+//  by default) before reuse, so the processes this test starts get a
+//  small one; they then peak at about 28 MB, as without ASan.
+#define S_RSS_LIMIT_KB (64 * 1024)
+
 Test (store, one_gib_sparse_file_streams_through_put_and_get)
 {
+#if defined (__SANITIZE_ADDRESS__)
+    char asan [512];
+    const char *was = getenv ("ASAN_OPTIONS");
+    snprintf (asan, sizeof asan, "%s%squarantine_size_mb=4:thread_local_quarantine_size_kb=64",
+              was ? was : "", was && *was ? ":" : "");
+    setenv ("ASAN_OPTIONS", asan, 1);
+#endif
     char endpoint [64], data_dir [512];
     itest_proc_t *broker = s_store_up (endpoint, sizeof endpoint, data_dir, sizeof data_dir);
     long base_rss = s_children_maxrss_kb ();
@@ -126,9 +139,9 @@ Test (store, one_gib_sparse_file_streams_through_put_and_get)
              "%ld KiB, rxq %ld KiB\n", put_secs, (double) size / put_secs / 1e6, get_secs,
              (double) size / get_secs / 1e6, broker_hwm, get_rss > put_rss ? get_rss : put_rss);
     cr_assert_gt (broker_hwm, 0);
-    cr_assert_lt (broker_hwm, 64 * 1024, "broker peak RSS %ld KiB", broker_hwm);
-    cr_assert_lt (put_rss, 64 * 1024, "rxq put peak RSS %ld KiB", put_rss);
-    cr_assert_lt (get_rss, 64 * 1024, "rxq get peak RSS %ld KiB", get_rss);
+    cr_assert_lt (broker_hwm, S_RSS_LIMIT_KB, "broker peak RSS %ld KiB", broker_hwm);
+    cr_assert_lt (put_rss, S_RSS_LIMIT_KB, "rxq put peak RSS %ld KiB", put_rss);
+    cr_assert_lt (get_rss, S_RSS_LIMIT_KB, "rxq get peak RSS %ld KiB", get_rss);
     unlink (in);
     unlink (out);
 }

@@ -7,13 +7,13 @@
 # relative of the original's. Usage:
 #   tests/python/check_onnx.sh BUILD_DIR [LEVEL]
 # Needs Debian's libonnx-testdata (deploy/install-deps.sh) and a built
-# BUILD_DIR/bin/rxq. Creates BUILD_DIR/venv with pinned packages and caches
+# BUILD_DIR/bin/rxq. Creates BUILD_DIR/venv-onnx with pinned packages and caches
 # the silero-vad wheel under ~/.cache/rxq/, checked against its SHA-256.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
 level=${2:-2}
-venv="$build/venv"
+venv="$build/venv-onnx"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import onnx, onnxruntime' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0
