@@ -516,4 +516,33 @@ itest_cleanup (void)
     memset (&itest, 0, sizeof itest);
 }
 
+//  A running cluster: Redis, broker and WORKERS workers named w1, w2, ...
+//  on free loopback ports. Returns the broker.
+typedef struct {
+    int redis_port;
+    int port;
+    char endpoint [64];     // "tcp://127.0.0.1:PORT"
+} itest_cluster_t;
+
+ITEST_FN itest_proc_t *
+itest_cluster_up (itest_cluster_t *c, int workers)
+{
+    c->redis_port = itest_free_port ();
+    c->port = itest_free_port ();
+    while (c->port == c->redis_port)
+        c->port = itest_free_port ();
+    snprintf (c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:%d", c->port);
+    itest_start_redis (c->redis_port);
+    itest_proc_t *broker = itest_start_broker (c->port, c->redis_port);
+    for (int i = 0; i < workers; i++) {
+        char name [16];
+        snprintf (name, sizeof name, "w%d", i + 1);
+        itest_start_worker (name, c->port, NULL, NULL);
+    }
+    int listed = itest_wait_workers (c->port, workers, 45000);
+    cr_assert_eq (listed, workers, "broker lists %d of %d workers; broker log:\n%s",
+                  listed, workers, itest_log (broker));
+    return broker;
+}
+
 #endif

@@ -17,32 +17,6 @@ s_fini (void)
     itest_cleanup ();
 }
 
-//  A running cluster: Redis, broker, two workers.
-typedef struct {
-    int redis_port;
-    int port;
-    char endpoint [64];     // "tcp://127.0.0.1:PORT"
-} s_cluster_t;
-
-static void
-s_cluster_up (s_cluster_t *c, int workers)
-{
-    c->redis_port = itest_free_port ();
-    c->port = itest_free_port ();
-    while (c->port == c->redis_port)
-        c->port = itest_free_port ();
-    snprintf (c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:%d", c->port);
-    itest_start_redis (c->redis_port);
-    itest_proc_t *broker = itest_start_broker (c->port, c->redis_port);
-    for (int i = 0; i < workers; i++) {
-        char name [16];
-        snprintf (name, sizeof name, "w%d", i + 1);
-        itest_start_worker (name, c->port, NULL, NULL);
-    }
-    int listed = itest_wait_workers (c->port, workers, 45000);
-    cr_assert_eq (listed, workers, "broker lists %d of %d workers; broker log:\n%s",
-                  listed, workers, itest_log (broker));
-}
 
 //  Counts occurrences of NEEDLE in TEXT.
 static int
@@ -86,8 +60,8 @@ TestSuite (cluster, .fini = s_fini, .timeout = 150);
 
 Test (cluster, bench_device_status_jobs_workers)
 {
-    s_cluster_t c;
-    s_cluster_up (&c, 2);
+    itest_cluster_t c;
+    itest_cluster_up (&c, 2);
     itest_run_t *r = &s_run;
 
     itest_rxq (r, 90000, "--broker", c.endpoint, "submit", "bench.device", "copy_mb=8",
@@ -152,8 +126,8 @@ Test (cluster, bench_device_status_jobs_workers)
 
 Test (cluster, watch_cancel_retry)
 {
-    s_cluster_t c;
-    s_cluster_up (&c, 2);
+    itest_cluster_t c;
+    itest_cluster_up (&c, 2);
     itest_run_t *r = &s_run;
 
     itest_rxq (r, 10000, "--broker", c.endpoint, "submit", "noop", "sleep_ms=60000");
@@ -213,8 +187,8 @@ Test (cluster, watch_cancel_retry)
 //  timeout passes; one the workers can run goes through.
 Test (cluster, require_and_queue_timeout)
 {
-    s_cluster_t c;
-    s_cluster_up (&c, 1);
+    itest_cluster_t c;
+    itest_cluster_up (&c, 1);
     itest_run_t *r = &s_run;
 
     itest_rxq (r, 10000, "--broker", c.endpoint, "submit", "noop",

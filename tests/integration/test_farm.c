@@ -22,34 +22,9 @@ s_fini (void)
 
 TestSuite (farm, .fini = s_fini, .timeout = 300);
 
-typedef struct {
-    int redis_port;
-    int port;
-    char endpoint [64];
-} s_cluster_t;
-
-static void
-s_cluster_up (s_cluster_t *c, int workers)
-{
-    c->redis_port = itest_free_port ();
-    c->port = itest_free_port ();
-    while (c->port == c->redis_port)
-        c->port = itest_free_port ();
-    snprintf (c->endpoint, sizeof c->endpoint, "tcp://127.0.0.1:%d", c->port);
-    itest_start_redis (c->redis_port);
-    itest_proc_t *broker = itest_start_broker (c->port, c->redis_port);
-    for (int i = 0; i < workers; i++) {
-        char name [16];
-        snprintf (name, sizeof name, "w%d", i + 1);
-        itest_start_worker (name, c->port, NULL, NULL);
-    }
-    int listed = itest_wait_workers (c->port, workers, 45000);
-    cr_assert_eq (listed, workers, "broker lists %d of %d workers; broker log:\n%s",
-                  listed, workers, itest_log (broker));
-}
 
 static redisReply *
-s_redis (s_cluster_t *c, const char *fmt, ...)
+s_redis (itest_cluster_t *c, const char *fmt, ...)
 {
     redisContext *ctx = redisConnect ("127.0.0.1", c->redis_port);
     cr_assert (ctx && !ctx->err);
@@ -63,7 +38,7 @@ s_redis (s_cluster_t *c, const char *fmt, ...)
 }
 
 static long long
-s_xlen (s_cluster_t *c)
+s_xlen (itest_cluster_t *c)
 {
     redisReply *r = s_redis (c, "XLEN rxq:default:bench");
     long long n = r->integer;
@@ -82,8 +57,8 @@ s_count (const char *text, const char *needle)
 
 Test (farm, bench_on_every_worker_records_and_reports)
 {
-    s_cluster_t c;
-    s_cluster_up (&c, 2);
+    itest_cluster_t c;
+    itest_cluster_up (&c, 2);
     itest_run_t *r = &s_run;
 
     itest_rxq (r, 120000, "--broker", c.endpoint, "bench", "bench.gemm", "n=64", "reps=2",
@@ -213,8 +188,8 @@ Test (farm, bench_on_every_worker_records_and_reports)
 
 Test (farm, tune_stores_the_entry_and_later_workers_use_it)
 {
-    s_cluster_t c;
-    s_cluster_up (&c, 1);
+    itest_cluster_t c;
+    itest_cluster_up (&c, 1);
     itest_run_t *r = &s_run;
 
     itest_rxq (r, 240000, "--broker", c.endpoint, "--json", "tune", "n=64", "rows=256",
