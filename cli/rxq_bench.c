@@ -346,11 +346,13 @@ s_run_command (rxq_args_t *o, int argc, char **argv, const char *cmd,
     if (!kind_name) {
         if (first >= argc)
             return rxq_args_error (RXQ_EXIT_USAGE, "bench needs a kind: bench.gemm, bench.gemv, "
-                            "bench.kernels or bench.device, or 'report' (see rxq bench --help)");
+                            "bench.kernels, bench.llm or bench.device, or 'report' (see rxq "
+                            "bench --help)");
         kind_name = argv [first++];
         if (strncmp (kind_name, "bench.", 6) != 0 || !cmn_kind_find (kind_name, strlen (kind_name)))
             return rxq_args_error (RXQ_EXIT_USAGE, "'%.64s' is not a benchmark kind (bench.gemm, "
-                            "bench.gemv, bench.kernels, bench.device; or bench report)",
+                            "bench.gemv, bench.kernels, bench.llm, bench.device; or bench "
+                            "report)",
                             kind_name);
     }
     const cmn_kind_t *kind = cmn_kind_find (kind_name, strlen (kind_name));
@@ -460,7 +462,7 @@ s_report (rxq_args_t *o, int argc, char **argv)
             case O_KIND:
                 if (strncmp (optarg, "bench.", 6) != 0 || !cmn_kind_find (optarg, strlen (optarg)))
                     return rxq_args_error (RXQ_EXIT_USAGE, "--kind must be a benchmark kind (bench.gemm, "
-                                    "bench.gemv, bench.kernels, bench.device), not '%.64s'",
+                                    "bench.gemv, bench.kernels, bench.llm, bench.device), not '%.64s'",
                                     optarg);
                 kind = optarg;
                 break;

@@ -1083,8 +1083,7 @@ s_cmd_tune (s_opts_t *o, int argc, char **argv)
 static int
 s_cmd_generate (s_opts_t *o, int argc, char **argv)
 {
-    rxq_generate_opts_t go = { o->broker, o->json, o->timeout_ms, o->timeout_set };
-    return rxq_generate_cmd (&go, argc, argv);
+    return rxq_generate_cmd (o, argc, argv);
 }
 
 //  ---------------------------------------------------------------------

@@ -15,13 +15,17 @@
 #include <string.h>
 
 static const char *s_help =
-"usage: rxq generate --model PATH [options] \"prompt\"\n"
+"usage: rxq generate --model PATH [options] \"prompt\" [\"prompt\" ...]\n"
 "\n"
 "Generates text with a Llama-architecture GGUF model on a worker and prints\n"
 "it as it arrives. The prompt is the user message of the model's chat\n"
 "template (ChatML) unless --raw. PATH is a file on the worker's machine.\n"
+"Several prompts (arguments or repeated --prompt, at most 64) run as one\n"
+"batched job; their text is printed as it arrives, each piece after a\n"
+"\"[i] \" tag naming its prompt (0 = the first) when the prompt changes.\n"
 "\n"
 "  --model PATH          GGUF model file (required)\n"
+"  --prompt TEXT         a prompt; may be repeated, and mixed with arguments\n"
 "  --max-tokens N        tokens to generate at most (default 128)\n"
 "  --temp T              temperature; 0 is greedy (default 0.8)\n"
 "  --top-k K             sample from the K most likely tokens; 0 all (default 40)\n"
@@ -38,21 +42,6 @@ static const char *s_help =
 "Exit: 0 done; 1 the job failed or was cancelled; 2 broker refused; 3 broker\n"
 "unreachable; 64 usage.\n";
 
-static int
-s_error (int code, const char *fmt, ...)
-{
-    char line [1024];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (line, sizeof line, fmt, ap);
-    va_end (ap);
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf (stderr, "rxq: %s\n", line);
-    return code;
-}
-
 //  What the stream printed so far.
 typedef struct {
     bool json;              // print nothing while streaming
@@ -60,7 +49,29 @@ typedef struct {
     bool any;               // some text was printed
     size_t printed;         // bytes of the current attempt's text printed
     bool newline;           // the last byte printed was '\n'
+    bool multi;             // several prompts: events carry tagged `parts`
+    int last;               // prompt of the last piece printed, -1 none
+    size_t printed_seq [RXQ_GENERATE_MAX_PROMPTS];  // bytes printed per prompt
 } s_stream_t;
+
+//  Prints LEN bytes of prompt I's text, tagged "[i] " when another prompt
+//  printed last (on a new line).
+static void
+s_print_part (s_stream_t *st, int i, const char *text, size_t len)
+{
+    if (!len)
+        return;
+    if (st->last != i) {
+        if (st->any && !st->newline)
+            fputc ('\n', stdout);
+        fprintf (stdout, "[%d] ", i);
+        st->last = i;
+    }
+    fwrite (text, 1, len, stdout);
+    st->any = true;
+    st->newline = text [len - 1] == '\n';
+    st->printed_seq [i] += len;
+}
 
 //  PARTIAL callback: prints each progress event's `text`. A new attempt
 //  (the job was requeued) starts its text again: say so.
@@ -76,7 +87,9 @@ s_on_partial (void *arg, const msgpack_object *body)
     size_t len = 0;
     uint64_t attempt = 0;
     cmn_codec_get_uint (ev, "attempt", &attempt, NULL);
-    if (cmn_codec_get_str (ev, "text", &text, &len, NULL) != 0 || !text)
+    const msgpack_object *parts = NULL;
+    if (st->multi ? cmn_codec_get_array (ev, "parts", &parts, NULL) != 0 || !parts
+                  : cmn_codec_get_str (ev, "text", &text, &len, NULL) != 0 || !text)
         return;
     if (st->attempt && attempt != st->attempt) {
         if (st->any && !st->newline)
@@ -85,9 +98,24 @@ s_on_partial (void *arg, const msgpack_object *body)
         fprintf (stderr, "rxq: the job was requeued; attempt %llu starts over\n",
                  (unsigned long long) attempt);
     }
-    if (attempt != st->attempt)
+    if (attempt != st->attempt) {
         st->printed = 0;
+        memset (st->printed_seq, 0, sizeof st->printed_seq);
+        st->last = -1;
+    }
     st->attempt = attempt;
+    if (st->multi) {
+        for (uint32_t k = 0; k < parts->via.array.size; k++) {
+            const msgpack_object *part = &parts->via.array.ptr [k];
+            uint64_t i = 0;
+            if (cmn_codec_get_uint (part, "index", &i, NULL) != 0 || i >= RXQ_GENERATE_MAX_PROMPTS
+            ||  cmn_codec_get_str (part, "text", &text, &len, NULL) != 0 || !text)
+                continue;
+            s_print_part (st, (int) i, text, len);
+        }
+        fflush (stdout);
+        return;
+    }
     st->printed += len;
     if (len) {
         fwrite (text, 1, len, stdout);
@@ -95,20 +123,6 @@ s_on_partial (void *arg, const msgpack_object *body)
         st->newline = text [len - 1] == '\n';
         fflush (stdout);
     }
-}
-
-static bool
-s_uint (const char *s, uint64_t max, uint64_t *out)
-{
-    if (!s || !*s || *s == '-' || *s == '+')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull (s, &end, 10);
-    if (errno || *end || v > max)
-        return false;
-    *out = v;
-    return true;
 }
 
 static bool
@@ -123,12 +137,13 @@ s_float (const char *s, double lo, double hi, double *out)
 }
 
 int
-rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv)
+rxq_generate_cmd (rxq_args_t *o, int argc, char **argv)
 {
-    enum { O_MODEL = 1, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_PEN, O_SEED, O_STOP, O_RAW,
-           O_BROKER, O_JSON, O_TIMEOUT, O_HELP };
+    enum { O_MODEL = 1, O_PROMPT, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_PEN, O_SEED, O_STOP, O_RAW,
+           };
     static const struct option options [] = {
         { "model", required_argument, NULL, O_MODEL },
+        { "prompt", required_argument, NULL, O_PROMPT },
         { "max-tokens", required_argument, NULL, O_MAX },
         { "temp", required_argument, NULL, O_TEMP },
         { "top-k", required_argument, NULL, O_TOPK },
@@ -137,10 +152,7 @@ rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv)
         { "seed", required_argument, NULL, O_SEED },
         { "stop", required_argument, NULL, O_STOP },
         { "raw", no_argument, NULL, O_RAW },
-        { "broker", required_argument, NULL, O_BROKER },
-        { "json", no_argument, NULL, O_JSON },
-        { "timeout", required_argument, NULL, O_TIMEOUT },
-        { "help", no_argument, NULL, O_HELP },
+        RXQ_ARGS_COMMON,
         { NULL, 0, NULL, 0 }
     };
     const char *model = NULL, *stop = NULL;
@@ -148,75 +160,75 @@ rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv)
     double temp = 0, top_p = 0, penalty = 0;
     bool have_max = false, have_temp = false, have_topk = false, have_topp = false;
     bool have_pen = false, have_seed = false, raw = false;
+    const char *prompts [RXQ_GENERATE_MAX_PROMPTS];
+    int n_prompts = 0;
     int c;
     optind = 1;
     while ((c = getopt_long (argc, argv, ":", options, NULL)) != -1) {
         switch (c) {
             case O_MODEL: model = optarg; break;
+            case O_PROMPT:
+                if (n_prompts == RXQ_GENERATE_MAX_PROMPTS)
+                    return rxq_args_error (RXQ_EXIT_USAGE, "at most %d prompts in one job",
+                                    RXQ_GENERATE_MAX_PROMPTS);
+                prompts [n_prompts++] = optarg;
+                break;
             case O_MAX:
-                if (!s_uint (optarg, 65536, &max_tokens) || max_tokens == 0)
-                    return s_error (RXQ_EXIT_USAGE, "--max-tokens must be 1..65536, not '%s'", optarg);
+                if (!rxq_args_uint (optarg, 0, 65536, &max_tokens) || max_tokens == 0)
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--max-tokens must be 1..65536, not '%s'", optarg);
                 have_max = true;
                 break;
             case O_TEMP:
                 if (!s_float (optarg, 0, 100, &temp))
-                    return s_error (RXQ_EXIT_USAGE, "--temp must be a number in 0..100, not '%s'", optarg);
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--temp must be a number in 0..100, not '%s'", optarg);
                 have_temp = true;
                 break;
             case O_TOPK:
-                if (!s_uint (optarg, 1000000, &top_k))
-                    return s_error (RXQ_EXIT_USAGE, "--top-k must be 0..1000000, not '%s'", optarg);
+                if (!rxq_args_uint (optarg, 0, 1000000, &top_k))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--top-k must be 0..1000000, not '%s'", optarg);
                 have_topk = true;
                 break;
             case O_TOPP:
                 if (!s_float (optarg, 0, 1, &top_p) || top_p <= 0)
-                    return s_error (RXQ_EXIT_USAGE, "--top-p must be in (0, 1], not '%s'", optarg);
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--top-p must be in (0, 1], not '%s'", optarg);
                 have_topp = true;
                 break;
             case O_PEN:
                 if (!s_float (optarg, 1, 100, &penalty))
-                    return s_error (RXQ_EXIT_USAGE, "--repeat-penalty must be in 1..100, not '%s'",
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--repeat-penalty must be in 1..100, not '%s'",
                                     optarg);
                 have_pen = true;
                 break;
             case O_SEED:
-                if (!s_uint (optarg, UINT64_MAX, &seed))
-                    return s_error (RXQ_EXIT_USAGE, "--seed must be an unsigned integer, not '%s'", optarg);
+                if (!rxq_args_uint (optarg, 0, UINT64_MAX, &seed))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--seed must be an unsigned integer, not '%s'", optarg);
                 have_seed = true;
                 break;
             case O_STOP:
                 if (!*optarg || strlen (optarg) > 256)
-                    return s_error (RXQ_EXIT_USAGE, "--stop must be 1..256 bytes");
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--stop must be 1..256 bytes");
                 stop = optarg;
                 break;
             case O_RAW: raw = true; break;
-            case O_BROKER: o->broker = optarg; break;
-            case O_JSON: o->json = true; break;
-            case O_TIMEOUT: {
-                double secs;
-                if (!s_float (optarg, 0, 86400, &secs) || secs <= 0)
-                    return s_error (RXQ_EXIT_USAGE, "--timeout must be a number of seconds above 0, "
-                                    "not '%s'", optarg);
-                o->timeout_ms = (int) ceil (secs * 1000.0);
-                o->timeout_set = true;
-                break;
+            default: {
+                o->cmd = "generate";
+                int code = rxq_args_common (o, c, argv, s_help);
+                if (code >= 0)
+                    return code;
             }
-            case O_HELP:
-                fputs (s_help, stdout);
-                return RXQ_EXIT_OK;
-            case ':':
-                return s_error (RXQ_EXIT_USAGE, "option '%s' needs a value (see rxq generate --help)",
-                                argv [optind - 1]);
-            default:
-                return s_error (RXQ_EXIT_USAGE, "unknown option '%s' for generate (see rxq generate "
-                                "--help)", argv [optind - 1]);
         }
     }
     if (!model || !*model)
-        return s_error (RXQ_EXIT_USAGE, "generate needs --model PATH (see rxq generate --help)");
-    if (optind != argc - 1)
-        return s_error (RXQ_EXIT_USAGE, "generate needs exactly one prompt argument (quote it)");
-    const char *prompt = argv [optind];
+        return rxq_args_error (RXQ_EXIT_USAGE, "generate needs --model PATH (see rxq generate --help)");
+    for (int i = optind; i < argc; i++) {
+        if (n_prompts == RXQ_GENERATE_MAX_PROMPTS)
+            return rxq_args_error (RXQ_EXIT_USAGE, "at most %d prompts in one job",
+                            RXQ_GENERATE_MAX_PROMPTS);
+        prompts [n_prompts++] = argv [i];
+    }
+    if (n_prompts == 0)
+        return rxq_args_error (RXQ_EXIT_USAGE, "generate needs a prompt argument (quote it; see rxq "
+                        "generate --help)");
 
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
@@ -228,7 +240,14 @@ rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv)
     msgpack_pack_map (&pk, 2 + have_max + have_temp + have_topk + have_topp + have_pen + have_seed
                            + (stop != NULL) + raw);
     cmn_pack_kv_str (&pk, "model", model);
-    cmn_pack_kv_str (&pk, "prompt", prompt);
+    if (n_prompts == 1)
+        cmn_pack_kv_str (&pk, "prompt", prompts [0]);
+    else {
+        cmn_pack_key (&pk, "prompts");
+        msgpack_pack_array (&pk, (size_t) n_prompts);
+        for (int i = 0; i < n_prompts; i++)
+            cmn_pack_cstr (&pk, prompts [i]);
+    }
     if (have_max) cmn_pack_kv_uint (&pk, "max_tokens", max_tokens);
     if (have_temp) cmn_pack_kv_double (&pk, "temp", temp);
     if (have_topk) cmn_pack_kv_uint (&pk, "top_k", top_k);
@@ -244,36 +263,33 @@ rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv)
     cmn_body_t check;
     if (cmn_body_decode (&check, body.data, body.size, &cmn_codec_limits_default, &err) != 0) {
         msgpack_sbuffer_destroy (&body);
-        return s_error (RXQ_EXIT_USAGE, "job too large: %s", err.msg);
+        return rxq_args_error (RXQ_EXIT_USAGE, "job too large: %s", err.msg);
     }
     const cmn_kind_t *kind = cmn_kind_find ("generate", 8);
     int rc = kind ? cmn_kind_validate (kind, cmn_codec_find (&check.root, "params"), &err) : 0;
     cmn_body_free (&check);
     if (rc != 0) {
         msgpack_sbuffer_destroy (&body);
-        return s_error (RXQ_EXIT_USAGE, "%s", err.msg);
+        return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
     }
 
-    rxq_client_t *client = rxq_client_new (o->broker, &err);
+    int code = RXQ_EXIT_OK;
+    rxq_client_t *client = rxq_args_connect (o, &code);
     if (!client) {
         msgpack_sbuffer_destroy (&body);
-        return s_error (err.code == RXQ_E_INVAL ? RXQ_EXIT_USAGE : RXQ_EXIT_UNREACHABLE, "%s",
-                        err.msg);
+        return code;
     }
-    if (o->timeout_set)
-        rxq_client_set_stream_timeout (client, o->timeout_ms);
-    s_stream_t st = { .json = o->json, .newline = true };
+    s_stream_t st = { .json = o->json, .newline = true, .multi = n_prompts > 1, .last = -1 };
     cmn_body_t final;
-    int code = RXQ_EXIT_OK;
     if (rxq_client_request (client, RXQ_CMD_SUBMIT, body.data, body.size, s_on_partial, &st,
                             o->timeout_ms, &final, &err) != 0) {
-        code = s_error (rxq_client_error_from_broker (client) ? RXQ_EXIT_BROKER
+        code = rxq_args_error (rxq_client_error_from_broker (client) ? RXQ_EXIT_BROKER
                                                               : RXQ_EXIT_UNREACHABLE, "%s", err.msg);
         goto done;
     }
     const msgpack_object *job = NULL, *result = NULL, *error = NULL;
     if (cmn_codec_get_map (&final.root, "job", &job, NULL) != 0) {
-        code = s_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
+        code = rxq_args_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
         cmn_body_free (&final);
         goto done;
     }
@@ -289,7 +305,16 @@ rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv)
         //  comes from the result, which holds the whole text.
         const char *text = NULL;
         size_t len = 0;
-        if (cmn_codec_get_map (job, "result", &result, NULL) == 0
+        const msgpack_object *results = NULL;
+        if (st.multi && cmn_codec_get_map (job, "result", &result, NULL) == 0
+        &&  cmn_codec_get_array (result, "results", &results, NULL) == 0 && results)
+            for (uint32_t i = 0; i < results->via.array.size && i < RXQ_GENERATE_MAX_PROMPTS;
+                 i++)
+                if (cmn_codec_get_str (&results->via.array.ptr [i], "text", &text, &len,
+                                       NULL) == 0 && text && len > st.printed_seq [i])
+                    s_print_part (&st, (int) i, text + st.printed_seq [i],
+                                  len - st.printed_seq [i]);
+        if (!st.multi && cmn_codec_get_map (job, "result", &result, NULL) == 0
         &&  cmn_codec_get_str (result, "text", &text, &len, NULL) == 0 && text
         &&  len > st.printed) {
             fwrite (text + st.printed, 1, len - st.printed, stdout);
@@ -304,7 +329,7 @@ rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv)
         char msg [300] = "";
         if (cmn_codec_get_map (job, "error", &error, NULL) == 0)
             cmn_codec_get_cstr (error, "message", msg, sizeof msg, NULL);
-        code = s_error (RXQ_EXIT_JOB, "job %s %s%s%s", id, state, msg [0] ? ": " : "", msg);
+        code = rxq_args_error (RXQ_EXIT_JOB, "job %s %s%s%s", id, state, msg [0] ? ": " : "", msg);
     }
     else
     if (!o->json && cmn_codec_get_map (job, "result", &result, NULL) == 0) {
@@ -317,6 +342,24 @@ rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv)
         cmn_codec_get_double (result, "pp_tps", &pp, NULL);
         cmn_codec_get_double (result, "tg_tps", &tg, NULL);
         cmn_codec_get_cstr (result, "stop_reason", reason, sizeof reason, NULL);
+        const msgpack_object *results = NULL;
+        if (st.multi && cmn_codec_get_array (result, "results", &results, NULL) == 0 && results) {
+            for (uint32_t i = 0; i < results->via.array.size; i++) {
+                const msgpack_object *q = &results->via.array.ptr [i];
+                uint64_t qp = 0, qg = 0;
+                char qr [32] = "";
+                cmn_codec_get_uint (q, "n_prompt", &qp, NULL);
+                cmn_codec_get_uint (q, "n_gen", &qg, NULL);
+                cmn_codec_get_cstr (q, "stop_reason", qr, sizeof qr, NULL);
+                fprintf (stderr, "rxq: [%u] %llu prompt tokens, %llu generated, stopped by %s\n",
+                         (unsigned) i, (unsigned long long) qp, (unsigned long long) qg, qr);
+            }
+            fprintf (stderr, "rxq: %u prompts: %llu prompt tokens (%.1f tok/s), %llu generated "
+                     "(%.1f tok/s), seed %llu\n", (unsigned) results->via.array.size,
+                     (unsigned long long) n_prompt, pp, (unsigned long long) n_gen, tg,
+                     (unsigned long long) seed_used);
+        }
+        else
         fprintf (stderr, "rxq: %llu prompt tokens (%.1f tok/s), %llu generated (%.1f tok/s), "
                  "stopped by %s, seed %llu\n", (unsigned long long) n_prompt, pp,
                  (unsigned long long) n_gen, tg, reason, (unsigned long long) seed_used);

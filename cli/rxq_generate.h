@@ -2,12 +2,15 @@
  *
  *    rxq generate --model PATH [--max-tokens N] [--temp T] [--top-k K]
  *                 [--top-p P] [--repeat-penalty R] [--seed S] [--stop STR]
- *                 [--raw] [--json] "prompt"
+ *                 [--raw] [--json] [--prompt TEXT ...] "prompt" ...
  *
  *  Submits a `generate` job (docs/llm.md) with wait, prints the text to
  *  stdout as the worker streams it (PROGRESS events with `text`), then a
  *  summary line on stderr (tokens, pp/tg tokens per second, why it
- *  stopped). --json prints nothing while it runs and then the job record,
+ *  stopped). Several prompts (--prompt ones first, then the arguments)
+ *  go as one job's `prompts`; their pieces (events' `parts`) print with
+ *  a "[i] " tag whenever the prompt changes, and stderr gets a line per
+ *  prompt. --json prints nothing while it runs and then the job record,
  *  whose result holds the text, token ids, timings and kernel telemetry.
  *  rxq_cmd parses the global options and calls this with what it found.
  */
@@ -15,17 +18,15 @@
 #define RXQ_GENERATE_H
 #include <stdbool.h>
 
-//  The global options, as rxq_cmd holds them.
-typedef struct {
-    const char *broker;     // broker endpoint
-    bool json;              // --json
-    int timeout_ms;         // --timeout, ms
-    bool timeout_set;       // --timeout was given
-} rxq_generate_opts_t;
+//  Most prompts in one job (the worker's WRK_LLM_MAX_SEQ, cmn_kind's limit).
+#include "rxq_args.h"
+
+#define RXQ_GENERATE_MAX_PROMPTS 64
+
 
 //  `rxq generate ...`: ARGV [0] is "generate". Returns the exit code
 //  (rxq_cmd.h): 0 the job succeeded; 1 it failed or was cancelled; 2 the
 //  broker refused it; 3 broker unreachable; 64 usage.
-int rxq_generate_cmd (rxq_generate_opts_t *o, int argc, char **argv);
+int rxq_generate_cmd (rxq_args_t *o, int argc, char **argv);
 
 #endif

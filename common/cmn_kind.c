@@ -83,11 +83,24 @@ static const cmn_param_spec_t s_quantize_params [] = {
     { NULL, 0, false, 0, 0, NULL }
 };
 
+static const cmn_param_spec_t s_bench_llm_params [] = {
+    { "model", CMN_PARAM_STR, true, 0, 4096,
+      "Llama-architecture GGUF model: a file path on the worker" },
+    { "pp", CMN_PARAM_UINT, false, 1, 8192, "prompt tokens of the pp test (default 512)" },
+    { "tg", CMN_PARAM_UINT, false, 1, 8192, "generated tokens of the tg test (default 128)" },
+    { "reps", CMN_PARAM_UINT, false, 1, 100, "timed repetitions, best kept (default 2)" },
+    { "seed", CMN_PARAM_UINT, false, 0, 1.8e19, "seed of the random token ids (default 1)" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
 static const cmn_param_spec_t s_generate_params [] = {
     { "model", CMN_PARAM_STR, true, 0, 4096,
       "Llama-architecture GGUF model: a file path on the worker" },
-    { "prompt", CMN_PARAM_STR, true, 0, 1048576,
-      "the prompt (the user message, wrapped in the model's chat template unless raw)" },
+    { "prompt", CMN_PARAM_STR, false, 0, 1048576,
+      "the prompt (the user message, wrapped in the model's chat template unless raw); "
+      "this or prompts is required" },
+    { "prompts", CMN_PARAM_STRS, false, 1, 64,
+      "several prompts (1..64) generated together as one batch, instead of prompt" },
     { "max_tokens", CMN_PARAM_UINT, false, 1, 65536, "tokens to generate at most (default 128)" },
     { "temp", CMN_PARAM_FLOAT, false, 0, 100, "temperature; 0 is greedy (default 0.8)" },
     { "top_k", CMN_PARAM_UINT, false, 0, 1000000, "keep the K most likely tokens; 0 all (default 40)" },
@@ -125,6 +138,8 @@ const cmn_kind_t cmn_kinds [] = {
       true, s_bench_gemv_params },
     { "bench.kernels", "times every model kernel at model-like shapes; a benchmark record",
       true, s_bench_kernels_params },
+    { "bench.llm", "times a Llama model's prompt (ppN) and generation (tgN); a benchmark record",
+      true, s_bench_llm_params },
     { "tune", "searches SGEMM and GEMV tuning parameters; returns a tuning entry",
       true, s_tune_params },
     { "quantize", "quantizes a GGUF/safetensors model into a GGUF file on the device",
@@ -162,6 +177,7 @@ s_type_name (cmn_param_type_t t)
         case CMN_PARAM_INT:   return "an integer";
         case CMN_PARAM_FLOAT: return "a number";
         case CMN_PARAM_BOOL:  return "a boolean";
+        case CMN_PARAM_STRS:  return "an array of strings";
         default:              return "a string";
     }
 }
@@ -204,6 +220,25 @@ s_check_value (const cmn_kind_t *kind, const cmn_param_spec_t *p,
                 return cmn_err_set (err, RXQ_E_PARAM,
                                     "%s: parameter '%s' is longer than %.0f bytes",
                                     kind->name, p->name, p->max);
+            return 0;
+        case CMN_PARAM_STRS:
+            if (v->type != MSGPACK_OBJECT_ARRAY)
+                return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' must be an array "
+                                    "of strings", kind->name, p->name);
+            if (v->via.array.size < p->min || v->via.array.size > p->max)
+                return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' must hold %.0f to "
+                                    "%.0f strings, not %u", kind->name, p->name, p->min, p->max,
+                                    (unsigned) v->via.array.size);
+            for (uint32_t i = 0; i < v->via.array.size; i++) {
+                const msgpack_object *e = &v->via.array.ptr [i];
+                if (e->type != MSGPACK_OBJECT_STR)
+                    return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' entry %u must "
+                                        "be a string", kind->name, p->name, (unsigned) i);
+                if (e->via.str.size > CMN_PARAM_STRS_ITEM_MAX)
+                    return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' entry %u is "
+                                        "longer than %d bytes", kind->name, p->name,
+                                        (unsigned) i, CMN_PARAM_STRS_ITEM_MAX);
+            }
             return 0;
     }
     if (!ok)
@@ -298,6 +333,14 @@ cmn_kind_pack_arg (const cmn_kind_t *kind, const char *text, msgpack_packer *pk,
         case CMN_PARAM_STR:
             if (strlen (val) > p->max)
                 break;
+            cmn_pack_cstr (pk, val);
+            return 0;
+        case CMN_PARAM_STRS:
+            //  One entry from the command line; the API takes several.
+            if (strlen (val) > CMN_PARAM_STRS_ITEM_MAX)
+                return cmn_err_set (err, RXQ_E_PARAM, "%s: parameter '%s' is longer than "
+                                    "%d bytes", kind->name, p->name, CMN_PARAM_STRS_ITEM_MAX);
+            msgpack_pack_array (pk, 1);
             cmn_pack_cstr (pk, val);
             return 0;
     }

@@ -17,14 +17,20 @@ typedef enum {
     CMN_PARAM_INT,      // signed integer within [min, max]
     CMN_PARAM_FLOAT,    // number within [min, max]
     CMN_PARAM_BOOL,     // true/false (CLI: true, false, 1, 0, yes, no)
-    CMN_PARAM_STR       // UTF-8 string of at most max bytes
+    CMN_PARAM_STR,      // UTF-8 string of at most max bytes
+    CMN_PARAM_STRS      // array of min .. max strings, each at most
+                        // CMN_PARAM_STRS_ITEM_MAX bytes (CLI: one entry)
 } cmn_param_type_t;
+
+//  Longest entry of a CMN_PARAM_STRS array, in bytes.
+#define CMN_PARAM_STRS_ITEM_MAX 1048576
 
 typedef struct {
     const char *name;       // parameter name
     cmn_param_type_t type;  // value type
     bool required;          // must be present
-    double min, max;        // inclusive range; for STR, max is the length
+    double min, max;        // inclusive range; for STR, max is the length;
+                            // for STRS, the number of entries
     const char *help;       // one line for --help, with the default
 } cmn_param_spec_t;
 

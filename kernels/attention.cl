@@ -7,7 +7,10 @@
  *
  *  Q, O [n_q_heads, n_tokens, head_dim]; K, V [n_kv_heads, ctx, head_dim],
  *  row-major float32; group = n_q_heads / n_kv_heads (1 = plain multi-head,
- *  n_q_heads = multi-query). O must not overlap Q, K or V.
+ *  n_q_heads = multi-query). O must not overlap Q, K or V. Q and O may be
+ *  a window of a larger batch: query (h, t) sits at q_off + (h * q_rows + t)
+ *  * head_dim floats (q_rows >= n_tokens rows between heads), and K, V start
+ *  kv_off floats in (one sequence's cache among several).
  *
  *  A work-group owns one (head, query). It walks the keys in chunks of
  *  ATT_WGS: work-item i scores key j0 + i against the query (held in local
@@ -59,7 +62,7 @@ __kernel __attribute__ ((reqd_work_group_size (ATT_WGS, 1, 1))) void
 attention_f32 (const __global float *Q, const __global float *K,
                const __global float *V, __global float *O,
                int n_tokens, int head_dim, int ctx, int n_past, int group,
-               float scale)
+               float scale, int q_rows, ulong q_off, ulong kv_off)
 {
     __local float4 q [ATT_MAX_HD / 4];
     __local float p [ATT_WGS];
@@ -68,9 +71,9 @@ attention_f32 (const __global float *Q, const __global float *K,
     const int t = get_group_id (0);
     const int h = get_group_id (1);
     const int hd4 = head_dim / 4;
-    const size_t qoff = ((size_t) h * n_tokens + t) * head_dim;
-    const __global float *Kh = K + (size_t) (h / group) * ctx * head_dim;
-    const __global float *Vh = V + (size_t) (h / group) * ctx * head_dim;
+    const size_t qoff = q_off + ((size_t) h * q_rows + t) * head_dim;
+    const __global float *Kh = K + kv_off + (size_t) (h / group) * ctx * head_dim;
+    const __global float *Vh = V + kv_off + (size_t) (h / group) * ctx * head_dim;
 
     //  The scale is folded into the query once.
     for (int d = lid; d < hd4; d += ATT_WGS)

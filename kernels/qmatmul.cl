@@ -26,7 +26,9 @@
  *  decoded unit stays in registers while it is applied to the GEMM_BT
  *  batch rows of the tile, so each weight byte is fetched once per tile.
  *  The GEMV with GEMV_UNIT=0 (GPUs) works on 8- or 16-value slices
- *  instead: see "GEMV" below.
+ *  instead: see "GEMV" below; GEMV_UNIT=2 takes the same slices with x
+ *  staged in local memory for teams of work-items that own different
+ *  rows (qgemv_team).
  *
  *  NDRange: gemv global (ceil(rows / GEMV_ROWS) * QMM_WGS), local QMM_WGS;
  *  gemm global (ceil(rows / GEMM_ROWS) * QMM_WGS, ceil(batch / GEMM_BT)),
@@ -42,7 +44,7 @@
 #define GEMV_ROWS 2             // output rows per work-group (GEMV)
 #endif
 #ifndef GEMV_UNIT
-#define GEMV_UNIT 0             // GEMV scheme: 0 slices (GPUs), 1 whole units (CPUs)
+#define GEMV_UNIT 0             // GEMV scheme: 0 slices (GPUs), 1 whole units (CPUs), 2 teams
 #endif
 #ifndef GEMM_ROWS
 #define GEMM_ROWS 2             // weight rows per work-group (GEMM)
@@ -282,46 +284,57 @@ qmv_dot4 (float4 a, float4 b, float acc)
     return fma (a.w, b.w, fma (a.z, b.z, fma (a.y, b.y, fma (a.x, b.x, acc))));
 }
 
-//  The slice of x that slice S uses, as XV[0..3] (Q4_K and Q6_K use all
-//  four, the others two). x4 is x as float4.
-void
-qmv_x (const int type, const __global float4 *x4, int s, float4 *xv)
+//  The float4 indexes into x of the slice of x that slice S uses, as
+//  I[0..3] (Q4_K and Q6_K use all four, the others two); returns how many.
+int
+qmv_xidx (const int type, int s, int *i)
 {
     switch (type) {
         case GGML_TYPE_Q4_0:
         case GGML_TYPE_Q4_1: {
             //  Slice k of unit u: values 4k..4k+3 and 16+4k..16+4k+3.
             const int u = s >> 2, k = s & 3;
-            xv [0] = x4 [8 * u + k];
-            xv [1] = x4 [8 * u + 4 + k];
-            break;
+            i [0] = 8 * u + k;
+            i [1] = 8 * u + 4 + k;
+            return 2;
         }
         case GGML_TYPE_Q8_0: {
             //  Slice k of unit u: values 8k..8k+7.
             const int u = s >> 2, k = s & 3;
-            xv [0] = x4 [8 * u + 2 * k];
-            xv [1] = x4 [8 * u + 2 * k + 1];
-            break;
+            i [0] = 8 * u + 2 * k;
+            i [1] = 8 * u + 2 * k + 1;
+            return 2;
         }
         case GGML_TYPE_Q4_K: {
             //  Slice (p, j) of super-block b: values 8j..8j+7 of units 2p
             //  and 2p + 1.
             const int b = s >> 4, p = (s >> 2) & 3, j = s & 3;
-            xv [0] = x4 [64 * b + 16 * p + 2 * j];
-            xv [1] = x4 [64 * b + 16 * p + 2 * j + 1];
-            xv [2] = x4 [64 * b + 16 * p + 8 + 2 * j];
-            xv [3] = x4 [64 * b + 16 * p + 8 + 2 * j + 1];
-            break;
+            i [0] = 64 * b + 16 * p + 2 * j;
+            i [1] = 64 * b + 16 * p + 2 * j + 1;
+            i [2] = 64 * b + 16 * p + 8 + 2 * j;
+            i [3] = 64 * b + 16 * p + 8 + 2 * j + 1;
+            return 4;
         }
         default: {
             //  Q6_K slice (h, j) of super-block b: values 4j..4j+3 of
             //  units 4h + k, k = 0..3.
             const int b = s >> 4, h = (s >> 3) & 1, j = s & 7;
             for (int k = 0; k < 4; k++)
-                xv [k] = x4 [64 * b + 32 * h + 8 * k + j];
-            break;
+                i [k] = 64 * b + 32 * h + 8 * k + j;
+            return 4;
         }
     }
+}
+
+//  The slice of x that slice S uses, as XV[0..3] (qmv_xidx). x4 is x as
+//  float4.
+void
+qmv_x (const int type, const __global float4 *x4, int s, float4 *xv)
+{
+    int i [4];
+    const int n = qmv_xidx (type, s, i);
+    for (int k = 0; k < n; k++)
+        xv [k] = x4 [i [k]];
 }
 
 //  Q4_0 slice k of unit u: the word qs[4k..4k+3] holds values 4k..4k+3 in
@@ -430,7 +443,7 @@ qmv_slice (const int type, const __global uchar *row, int s, const float4 *xv)
     }
 }
 
-#if GEMV_UNIT
+#if GEMV_UNIT == 1
 //  GEMV_UNIT=1 (CPUs): each work-item takes whole 32-value units, decoded
 //  into two float16 (qmm_unit), so that the CPU compiler vectorises within
 //  the work-item; the GEMM does the same.
@@ -513,6 +526,130 @@ qgemv_body (const int type, const __global uchar *W, const __global float *x,
 }
 #endif
 
+#if GEMV_UNIT == 2
+//  GEMV_UNIT=2, *teams* (GPUs): the slices of GEMV_UNIT=0, with x staged
+//  in local memory and shared by many rows.
+//
+//  The group's QMM_WGS work-items form QMV_TEAMS teams of QMV_TM (a warp
+//  or wavefront where QMV_TEAM is the device's sub-group width); team t
+//  owns rows t * QMV_RPT .. of the group's GEMV_ROWS. All teams walk the
+//  columns together, one chunk of QMV_CH slices at a time: the group
+//  copies the chunk's x into local memory once, and lane l of each team
+//  takes slices l, l + QMV_TM, ... of the chunk for its QMV_RPT rows,
+//  reading x from local memory. So x comes from global memory once per
+//  GEMV_ROWS rows (GEMV_UNIT=0: once per GEMV_ROWS rows too, but there
+//  every work-item holds every row, so GEMV_ROWS stays small), and each
+//  work-item has QMV_SPC * QMV_RPT independent slices of weights to load
+//  per chunk.
+//
+//  x is double-buffered: the next chunk's float4 are loaded into registers
+//  before the current chunk's products and stored to the other half after
+//  them, so one barrier per chunk orders both (at iteration c it ensures
+//  half c & 1 is complete and everyone is done reading the other half,
+//  which is only written after it). The chunk (QMV_CH slices, at least 16)
+//  covers whole blocks, so a slice's x lies in its chunk.
+//
+//  Decoding and summation are qmv_slice's, so results are those of
+//  GEMV_UNIT=0 up to the order of the per-slice sums: the same bound.
+#ifndef QMV_TEAM
+#define QMV_TEAM 32                 // work-items per team (power of two)
+#endif
+#ifndef QMV_SPC
+#define QMV_SPC 4                   // slices per work-item and chunk (power of two)
+#endif
+#if (QMV_TEAM & (QMV_TEAM - 1)) != 0 || (QMV_SPC & (QMV_SPC - 1)) != 0
+#error "QMV_TEAM and QMV_SPC must be powers of two"
+#endif
+#define QMV_TM (QMM_WGS < QMV_TEAM ? QMM_WGS : QMV_TEAM)     // team size
+#define QMV_TEAMS (QMM_WGS / QMV_TM)                        // teams per group
+#define QMV_RPT ((GEMV_ROWS + QMV_TEAMS - 1) / QMV_TEAMS)   // rows per team
+#define QMV_CH (QMV_TM * QMV_SPC < 16 ? 16 : QMV_TM * QMV_SPC)   // slices per chunk
+#define QMV_X4 (QMV_CH * 4)                                 // float4 per x half (16-value slices)
+#define QMV_XR ((QMV_X4 + QMM_WGS - 1) / QMM_WGS)           // x float4 per work-item
+
+void
+qgemv_team (const int type, const __global uchar *W, const __global float *x,
+            __global float *y, int rows, int cols, __local float *red,
+            __local float4 *xs)
+{
+    const int lid = get_local_id (0);
+    const int team = lid / QMV_TM, lane = lid % QMV_TM;
+    const int sv = type == GGML_TYPE_Q6_K || type == GGML_TYPE_Q4_K ? 16 : 8;
+    const int slices = cols / sv;
+    const int nx4 = QMV_CH * sv / 4;            // float4 of x per chunk
+    const int cols4 = cols / 4;
+    const int chunks = (slices + QMV_CH - 1) / QMV_CH;
+    const int g0 = get_group_id (0) * GEMV_ROWS;     // the group's first row
+    const int t0 = team * QMV_RPT;                   // the team's first, in the group
+    const size_t rb = qmm_row_bytes (type, cols);
+    const __global float4 *x4 = (const __global float4 *) x;
+    const __global uchar *row [QMV_RPT];
+    float acc [QMV_RPT];
+    //  Rows past the group's or the matrix's end repeat the last row.
+    for (int r = 0; r < QMV_RPT; r++) {
+        row [r] = W + (size_t) min (g0 + min (t0 + r, GEMV_ROWS - 1), rows - 1) * rb;
+        acc [r] = 0.0f;
+    }
+    float4 xr [QMV_XR];
+    for (int i = 0; i < QMV_XR; i++) {
+        const int j = lid + i * QMM_WGS;
+        if (j < nx4 && j < cols4)
+            xs [j] = x4 [j];
+    }
+    for (int c = 0; c < chunks; c++) {
+        barrier (CLK_LOCAL_MEM_FENCE);
+        //  x float4 index i of this chunk is at xs[i - off].
+        const int off = c * nx4 - (c & 1) * QMV_X4;
+        const int next = (c + 1) * nx4;
+        for (int i = 0; i < QMV_XR; i++) {
+            const int j = lid + i * QMM_WGS;
+            if (j < nx4 && next + j < cols4)
+                xr [i] = x4 [next + j];
+        }
+        for (int i = 0; i < QMV_CH / QMV_TM; i++) {
+            const int s = c * QMV_CH + lane + i * QMV_TM;
+            if (s < slices) {
+                int xi [4];
+                float4 xv [4];
+                const int n = qmv_xidx (type, s, xi);
+                for (int k = 0; k < n; k++)
+                    xv [k] = xs [xi [k] - off];
+                for (int r = 0; r < QMV_RPT; r++)
+                    acc [r] += qmv_slice (type, row [r], s, xv);
+            }
+        }
+        __local float4 *other = xs + ((c + 1) & 1) * QMV_X4;
+        for (int i = 0; i < QMV_XR; i++) {
+            const int j = lid + i * QMM_WGS;
+            if (j < nx4 && next + j < cols4)
+                other [j] = xr [i];
+        }
+    }
+    //  Per team: red[(t0 + r) * QMV_TM + lane], summed over the lanes.
+    for (int r = 0; r < QMV_RPT; r++)
+        red [(t0 + r) * QMV_TM + lane] = acc [r];
+    barrier (CLK_LOCAL_MEM_FENCE);
+    for (int h = QMV_TM / 2; h > 0; h >>= 1) {
+        if (lane < h)
+            for (int r = 0; r < QMV_RPT; r++)
+                red [(t0 + r) * QMV_TM + lane] += red [(t0 + r) * QMV_TM + lane + h];
+        barrier (CLK_LOCAL_MEM_FENCE);
+    }
+    //  A group may have fewer work-items than rows.
+    for (int r = lid; r < GEMV_ROWS; r += QMM_WGS)
+        if (g0 + r < rows)
+            y [g0 + r] = red [r * QMV_TM];
+}
+
+#define QMV_LOCALS                                                            \
+    __local float red [QMV_RPT * QMM_WGS];                                    \
+    __local float4 xs [2 * QMV_X4];
+#define QMV_BODY(type) qgemv_team (type, W, x, y, rows, cols, red, xs)
+#else
+#define QMV_LOCALS __local float red [GEMV_ROWS * QMM_WGS];
+#define QMV_BODY(type) qgemv_body (type, W, x, y, rows, cols, red)
+#endif
+
 void
 qgemm_body (const int type, const __global uchar *W, const __global float *X,
             __global float *Y, int rows, int cols, int batch, __local float *red)
@@ -555,8 +692,8 @@ __kernel __attribute__ ((reqd_work_group_size (QMM_WGS, 1, 1))) void          \
 qgemv_##name (const __global uchar *W, const __global float *x,               \
               __global float *y, int rows, int cols)                          \
 {                                                                             \
-    __local float red [GEMV_ROWS * QMM_WGS];                                  \
-    qgemv_body (type, W, x, y, rows, cols, red);                              \
+    QMV_LOCALS                                                                \
+    QMV_BODY (type);                                                          \
 }                                                                             \
 __kernel __attribute__ ((reqd_work_group_size (QMM_WGS, 1, 1))) void          \
 qgemm_##name (const __global uchar *W, const __global float *X,               \

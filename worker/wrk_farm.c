@@ -19,8 +19,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define S_MAX_KERNELS 32            // entries of a record's kernels list
-#define S_MAX_PARAMS 8              // entries of a record's params map
 #define S_PEAK_COPY_MB 16           // copy buffer of measured_peak, MiB
 #define S_BENCH_KERNELS 16          // cases of s_kernel_run
 
@@ -61,49 +59,20 @@ wrk_farm_kernel_hash (void)
 //  --------------------------------------------------------------------------
 //  Records
 
-//  What a runner measured, packed at the end so that a failure never
-//  leaves half a record in job->result.
-typedef struct {
-    const char *kind;           // job kind
-    struct {
-        const char *key;        // parameter name
-        uint64_t value;         // unsigned value, when text is NULL
-        const char *text;       // string value, or NULL
-    } params [S_MAX_PARAMS];
-    int nparams;
-    uint64_t seed;              // seed of the inputs
-    const char *row;            // tuning row name
-    char options [2 * WRK_TUNE_OPTIONS_MAX];  // build options used
-    double gflops, gbps, peak_fraction;  // headline figures
-    struct {
-        const char *key;        // extra figure name
-        double value;           // its value
-    } extra [8];
-    int nextra;
-    struct {
-        char name [32];         // kernel function name
-        uint64_t ns;            // median timed run, ns
-        uint64_t runs;          // timed runs
-    } kernels [S_MAX_KERNELS];
-    int nkernels;
-    double copy_gbps;           // measured copy bandwidth, GB/s
-    double fma_gflops;          // measured FMA throughput, GFLOPS
-} s_record_t;
-
-static void
-s_param (s_record_t *r, const char *key, uint64_t value, const char *text)
+void
+wrk_farm_record_param (wrk_farm_record_t *r, const char *key, uint64_t value, const char *text)
 {
-    assert (r->nparams < S_MAX_PARAMS);
+    assert (r->nparams < WRK_FARM_MAX_PARAMS);
     r->params [r->nparams].key = key;
     r->params [r->nparams].value = value;
     r->params [r->nparams].text = text;
     r->nparams++;
 }
 
-static void
-s_extra (s_record_t *r, const char *key, double value)
+void
+wrk_farm_record_extra (wrk_farm_record_t *r, const char *key, double value)
 {
-    assert (r->nextra < 8);
+    assert (r->nextra < WRK_FARM_MAX_EXTRA);
     r->extra [r->nextra].key = key;
     r->extra [r->nextra].value = value;
     r->nextra++;
@@ -124,11 +93,10 @@ s_median (uint64_t *ns, size_t count)
     return m ? m : 1;
 }
 
-//  Adds a kernel entry with the median of NS [COUNT] (which it sorts).
-static uint64_t
-s_kernel (s_record_t *r, const char *name, uint64_t *ns, size_t count)
+uint64_t
+wrk_farm_record_kernel (wrk_farm_record_t *r, const char *name, uint64_t *ns, size_t count)
 {
-    assert (r->nkernels < S_MAX_KERNELS);
+    assert (r->nkernels < WRK_FARM_MAX_KERNELS);
     uint64_t m = s_median (ns, count);
     snprintf (r->kernels [r->nkernels].name, sizeof r->kernels [0].name, "%s", name);
     r->kernels [r->nkernels].ns = m;
@@ -149,8 +117,8 @@ s_pack_header (wrk_job_t *job, const char *kind)
     cmn_pack_kv_str (pk, "kernel_hash", wrk_farm_kernel_hash ());
 }
 
-static void
-s_pack_record (wrk_job_t *job, const s_record_t *r)
+void
+wrk_farm_pack_record (wrk_job_t *job, const wrk_farm_record_t *r)
 {
     msgpack_packer *pk = job->result;
     msgpack_pack_map (pk, 11);
@@ -191,9 +159,9 @@ s_pack_record (wrk_job_t *job, const s_record_t *r)
 //  --------------------------------------------------------------------------
 //  Parameters and helpers
 
-static int
-s_uint (wrk_job_t *job, const char *key, uint64_t lo, uint64_t hi, uint64_t def,
-        uint64_t *value)
+int
+wrk_farm_get_uint (wrk_job_t *job, const char *key, uint64_t lo, uint64_t hi, uint64_t def,
+                   uint64_t *value)
 {
     *value = def;
     if (cmn_codec_get_uint (job->params, key, value, &job->err) < 0) {
@@ -272,14 +240,13 @@ s_wait (wrk_job_t *job, cl_event ev)
     return t ? t : 1;
 }
 
-//  Measures the device's copy bandwidth and FMA throughput into R.
-static int
-s_measure_peak (wrk_job_t *job, s_record_t *r)
+int
+wrk_farm_measure_peak (wrk_job_t *job, wrk_farm_record_t *r)
 {
     uint64_t ns [3], bytes = (uint64_t) S_PEAK_COPY_MB << 20;
     if (wrk_bench_copy (job->device, NULL, &bytes, 3, ns, &job->err))
         return -1;
-    r->copy_gbps = 2.0 * (double) bytes / (double) s_kernel (r, "copy_f4", ns, 3);
+    r->copy_gbps = 2.0 * (double) bytes / (double) wrk_farm_record_kernel (r, "copy_f4", ns, 3);
     if (wrk_job_should_stop (job))
         return -1;
 
@@ -325,7 +292,7 @@ s_measure_peak (wrk_job_t *job, s_record_t *r)
             pns [i - 1] = t;
     }
     r->fma_gflops = (double) global * iters * 8 * 16 * 2
-                  / (double) s_kernel (r, "sgemm_peak", pns, 3);
+                  / (double) wrk_farm_record_kernel (r, "sgemm_peak", pns, 3);
     status = 0;
 done:
     if (out)
@@ -343,12 +310,12 @@ wrk_farm_bench_gemm (wrk_job_t *job)
     assert (job);
     uint64_t n, reps, seed;
     if (s_need_device (job, "bench.gemm")
-    ||  s_uint (job, "n", 16, 8192, 256, &n)
-    ||  s_uint (job, "reps", 1, 1000, 5, &reps)
-    ||  s_uint (job, "seed", 0, UINT64_MAX, 1, &seed))
+    ||  wrk_farm_get_uint (job, "n", 16, 8192, 256, &n)
+    ||  wrk_farm_get_uint (job, "reps", 1, 1000, 5, &reps)
+    ||  wrk_farm_get_uint (job, "seed", 0, UINT64_MAX, 1, &seed))
         return -1;
     wrk_device_t *dev = job->device;
-    s_record_t *r = calloc (1, sizeof *r);
+    wrk_farm_record_t *r = calloc (1, sizeof *r);
     const size_t nn = (size_t) n * (size_t) n, bytes = nn * sizeof (float);
     float *A = malloc (bytes), *B = malloc (bytes), *C = malloc (bytes);
     uint64_t *ns = calloc ((size_t) reps, sizeof *ns);
@@ -360,15 +327,15 @@ wrk_farm_bench_gemm (wrk_job_t *job)
     }
     r->kind = "bench.gemm";
     r->seed = seed;
-    s_param (r, "n", n, NULL);
-    s_param (r, "reps", reps, NULL);
-    s_param (r, "seed", seed, NULL);
+    wrk_farm_record_param (r, "n", n, NULL);
+    wrk_farm_record_param (r, "reps", reps, NULL);
+    wrk_farm_record_param (r, "seed", seed, NULL);
     wrk_tune_t tune;
     wrk_tune_for_device (dev, &tune);
     r->row = tune.row;
     wrk_bench_sgemm_options (dev, r->options, sizeof r->options);
     wrk_job_progress (job, 0.02, "bench.gemm: measuring the device's peaks");
-    if (s_measure_peak (job, r))
+    if (wrk_farm_measure_peak (job, r))
         goto done;
     wrk_ref_fill (A, nn, seed * 2 + 1, -1.0f, 1.0f);
     wrk_ref_fill (B, nn, seed * 2 + 2, -1.0f, 1.0f);
@@ -414,15 +381,15 @@ wrk_farm_bench_gemm (wrk_job_t *job)
     uint64_t best = ns [0];
     for (uint64_t i = 1; i < reps; i++)
         best = ns [i] < best ? ns [i] : best;
-    uint64_t med = s_kernel (r, "sgemm", ns, (size_t) reps);
+    uint64_t med = wrk_farm_record_kernel (r, "sgemm", ns, (size_t) reps);
     r->gflops = flop / (double) med;
     r->gbps = 3.0 * (double) bytes / (double) med;
     r->peak_fraction = r->gflops / r->fma_gflops;
-    s_extra (r, "gflops_best", flop / (double) best);
-    s_extra (r, "ms_median", (double) med / 1e6);
-    s_extra (r, "max_rel_err", max_err);
-    s_extra (r, "tolerance", WRK_BENCH_SGEMM_TOL);
-    s_pack_record (job, r);
+    wrk_farm_record_extra (r, "gflops_best", flop / (double) best);
+    wrk_farm_record_extra (r, "ms_median", (double) med / 1e6);
+    wrk_farm_record_extra (r, "max_rel_err", max_err);
+    wrk_farm_record_extra (r, "tolerance", WRK_BENCH_SGEMM_TOL);
+    wrk_farm_pack_record (job, r);
     wrk_job_progress (job, 1.0, "done");
     rc = 0;
 done:
@@ -452,10 +419,10 @@ wrk_farm_bench_gemv (wrk_job_t *job)
     const char *tname = NULL;
     if (s_need_device (job, "bench.gemv")
     ||  s_qtype (job, &type, &tname)
-    ||  s_uint (job, "rows", 1, 65536, 1024, &rows)
-    ||  s_uint (job, "cols", 1, 65536, 1024, &cols)
-    ||  s_uint (job, "reps", 1, 1000, 10, &reps)
-    ||  s_uint (job, "seed", 0, UINT64_MAX, 1, &seed))
+    ||  wrk_farm_get_uint (job, "rows", 1, 65536, 1024, &rows)
+    ||  wrk_farm_get_uint (job, "cols", 1, 65536, 1024, &cols)
+    ||  wrk_farm_get_uint (job, "reps", 1, 1000, 10, &reps)
+    ||  wrk_farm_get_uint (job, "seed", 0, UINT64_MAX, 1, &seed))
         return -1;
     const size_t rb = cmn_quant_row_bytes (type, (size_t) cols);
     if (rb == 0)
@@ -464,7 +431,7 @@ wrk_farm_bench_gemv (wrk_job_t *job)
                             cmn_quant_block_values (type));
     wrk_device_t *dev = job->device;
     const size_t w_bytes = (size_t) rows * rb;
-    s_record_t *r = calloc (1, sizeof *r);
+    wrk_farm_record_t *r = calloc (1, sizeof *r);
     float *wf = malloc ((size_t) cols * sizeof *wf);
     uint8_t *wq = malloc (w_bytes);
     float *x = malloc ((size_t) cols * sizeof *x);
@@ -480,17 +447,17 @@ wrk_farm_bench_gemv (wrk_job_t *job)
     }
     r->kind = "bench.gemv";
     r->seed = seed;
-    s_param (r, "type", 0, tname);
-    s_param (r, "rows", rows, NULL);
-    s_param (r, "cols", cols, NULL);
-    s_param (r, "reps", reps, NULL);
-    s_param (r, "seed", seed, NULL);
+    wrk_farm_record_param (r, "type", 0, tname);
+    wrk_farm_record_param (r, "rows", rows, NULL);
+    wrk_farm_record_param (r, "cols", cols, NULL);
+    wrk_farm_record_param (r, "reps", reps, NULL);
+    wrk_farm_record_param (r, "seed", seed, NULL);
     wrk_tune_t tune;
     wrk_tune_for_device (dev, &tune);
     r->row = tune.row;
     wrk_tune_options (&tune, WRK_TUNE_QMATMUL, r->options, sizeof r->options);
     wrk_job_progress (job, 0.02, "bench.gemv: measuring the device's peaks");
-    if (s_measure_peak (job, r))
+    if (wrk_farm_measure_peak (job, r))
         goto done;
     wrk_job_progress (job, 0.2, "bench.gemv: quantizing %llu x %llu %s",
                       (unsigned long long) rows, (unsigned long long) cols, tname);
@@ -545,14 +512,14 @@ wrk_farm_bench_gemv (wrk_job_t *job)
         }
         worst = e > worst ? e : worst;
     }
-    uint64_t med = s_kernel (r, "qgemv", ns, (size_t) reps);
+    uint64_t med = wrk_farm_record_kernel (r, "qgemv", ns, (size_t) reps);
     r->gbps = moved / (double) med;
     r->gflops = 2.0 * (double) rows * (double) cols / (double) med;
     r->peak_fraction = r->gbps / r->copy_gbps;
-    s_extra (r, "bytes", moved);
-    s_extra (r, "us_median", (double) med / 1e3);
-    s_extra (r, "max_rel_err", worst);
-    s_pack_record (job, r);
+    wrk_farm_record_extra (r, "bytes", moved);
+    wrk_farm_record_extra (r, "us_median", (double) med / 1e3);
+    wrk_farm_record_extra (r, "max_rel_err", worst);
+    wrk_farm_pack_record (job, r);
     wrk_job_progress (job, 1.0, "done");
     rc = 0;
 done:
@@ -599,7 +566,7 @@ s_kernel_run (wrk_device_t *dev, int i, s_shapes_t *s, double *bytes, cl_event *
     const wrk_rope_t rope = { s->t, s->heads, s->hd, s->hd, WRK_ROPE_NEOX, 10000.0f,
                               s->d, s->hd, s->d, s->hd };
     const wrk_attn_t attn = { s->heads, s->heads, s->t, s->hd, s->ctx, s->ctx - s->t,
-                              1.0f / sqrtf ((float) s->hd) };
+                              1.0f / sqrtf ((float) s->hd), 0, 0, 0 };
     const double qw = (double) s->d * (s->d / 32) * sizeof (block_q4_0);
     const double f = sizeof (float);
     switch (i) {
@@ -691,9 +658,9 @@ wrk_farm_bench_kernels (wrk_job_t *job)
     assert (job);
     uint64_t scale, reps, seed;
     if (s_need_device (job, "bench.kernels")
-    ||  s_uint (job, "scale", 1, 32, 1, &scale)
-    ||  s_uint (job, "reps", 1, 100, 3, &reps)
-    ||  s_uint (job, "seed", 0, UINT64_MAX, 1, &seed))
+    ||  wrk_farm_get_uint (job, "scale", 1, 32, 1, &scale)
+    ||  wrk_farm_get_uint (job, "reps", 1, 100, 3, &reps)
+    ||  wrk_farm_get_uint (job, "seed", 0, UINT64_MAX, 1, &seed))
         return -1;
     wrk_device_t *dev = job->device;
     s_shapes_t s = { .d = 256 * (int) scale, .t = 8, .hd = 64, .ctx = 128 };
@@ -709,7 +676,7 @@ wrk_farm_bench_kernels (wrk_job_t *job)
     floats = floats > kv ? floats : kv;
     floats = floats > col ? floats : col;
     const size_t rb = cmn_quant_row_bytes (GGML_TYPE_Q4_0, (size_t) s.d);
-    s_record_t *r = calloc (1, sizeof *r);
+    wrk_farm_record_t *r = calloc (1, sizeof *r);
     float *host = malloc (floats * sizeof *host);
     uint8_t *wq = malloc ((size_t) s.d * rb);
     int32_t pos [8];
@@ -721,15 +688,15 @@ wrk_farm_bench_kernels (wrk_job_t *job)
     }
     r->kind = "bench.kernels";
     r->seed = seed;
-    s_param (r, "scale", scale, NULL);
-    s_param (r, "reps", reps, NULL);
-    s_param (r, "seed", seed, NULL);
+    wrk_farm_record_param (r, "scale", scale, NULL);
+    wrk_farm_record_param (r, "reps", reps, NULL);
+    wrk_farm_record_param (r, "seed", seed, NULL);
     wrk_tune_t tune;
     wrk_tune_for_device (dev, &tune);
     r->row = tune.row;
     wrk_tune_options (&tune, WRK_TUNE_QMATMUL, r->options, sizeof r->options);
     wrk_job_progress (job, 0.02, "bench.kernels: measuring the device's peaks");
-    if (s_measure_peak (job, r))
+    if (wrk_farm_measure_peak (job, r))
         goto done;
     wrk_ref_fill (host, (size_t) s.d, seed, -1.0f, 1.0f);
     for (int i = 0; i < s.d; i++)
@@ -763,7 +730,7 @@ wrk_farm_bench_kernels (wrk_job_t *job)
             if (i > 0)
                 ns [i - 1] = t;
         }
-        uint64_t med = s_kernel (r, name, ns, (size_t) reps);
+        uint64_t med = wrk_farm_record_kernel (r, name, ns, (size_t) reps);
         total_bytes += bytes;
         total_ns += (double) med;
         wrk_job_progress (job, 0.2 + 0.75 * (double) (k + 1) / count, "%s: %.1f us, %.1f GB/s",
@@ -772,10 +739,10 @@ wrk_farm_bench_kernels (wrk_job_t *job)
     r->gbps = total_bytes / total_ns;
     r->gflops = 2.0 * (double) s.d * s.d * (1 + s.t) / total_ns;
     r->peak_fraction = r->gbps / r->copy_gbps;
-    s_extra (r, "total_us", total_ns / 1e3);
-    s_extra (r, "hidden", s.d);
-    s_extra (r, "tokens", s.t);
-    s_pack_record (job, r);
+    wrk_farm_record_extra (r, "total_us", total_ns / 1e3);
+    wrk_farm_record_extra (r, "hidden", s.d);
+    wrk_farm_record_extra (r, "tokens", s.t);
+    wrk_farm_pack_record (job, r);
     wrk_job_progress (job, 1.0, "done");
     rc = 0;
 done:
@@ -803,11 +770,11 @@ wrk_farm_tune (wrk_job_t *job)
     int type = 0;
     const char *tname = NULL;
     if (s_need_device (job, "tune")
-    ||  s_uint (job, "n", 64, 4096, 256, &n)
+    ||  wrk_farm_get_uint (job, "n", 64, 4096, 256, &n)
     ||  s_qtype (job, &type, &tname)
-    ||  s_uint (job, "rows", 1, 65536, 1024, &rows)
-    ||  s_uint (job, "cols", 256, 65536, 1024, &cols)
-    ||  s_uint (job, "budget_ms", 100, 600000, 4000, &budget))
+    ||  wrk_farm_get_uint (job, "rows", 1, 65536, 1024, &rows)
+    ||  wrk_farm_get_uint (job, "cols", 256, 65536, 1024, &cols)
+    ||  wrk_farm_get_uint (job, "budget_ms", 100, 600000, 4000, &budget))
         return -1;
     wrk_device_t *dev = job->device;
     wrk_tune_t base, best;

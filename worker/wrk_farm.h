@@ -1,5 +1,6 @@
 /*  wrk_farm: the farm's benchmark and tuning job runners (bench.gemm,
- *  bench.gemv, bench.kernels, tune), and the benchmark record they share.
+ *  bench.gemv, bench.kernels, tune), and the benchmark record they share
+ *  with the other bench runners (wrk_bench_llm).
  *
  *  Every bench.* result is one complete, self-describing record: a
  *  msgpack map of
@@ -31,6 +32,70 @@
 #ifndef WRK_FARM_H
 #define WRK_FARM_H
 #include "wrk_job.h"
+#include "wrk_tune.h"
+
+#define WRK_FARM_MAX_KERNELS 32     // entries of a record's kernels list
+#define WRK_FARM_MAX_PARAMS 8       // entries of a record's params map
+#define WRK_FARM_MAX_EXTRA 12       // per-kind figures besides the three
+
+//  What a runner measured, packed at the end (wrk_farm_pack_record) so
+//  that a failure never leaves half a record in job->result. Runners of
+//  other files (wrk_bench_llm) fill one the same way: zero it, set kind,
+//  seed, row and options, add params, figures and kernels with the
+//  helpers below.
+typedef struct {
+    const char *kind;           // job kind
+    struct {
+        const char *key;        // parameter name
+        uint64_t value;         // unsigned value, when text is NULL
+        const char *text;       // string value, or NULL (borrowed)
+    } params [WRK_FARM_MAX_PARAMS];
+    int nparams;
+    uint64_t seed;              // seed of the inputs
+    const char *row;            // tuning row name
+    char options [2 * WRK_TUNE_OPTIONS_MAX];  // build options used
+    double gflops, gbps, peak_fraction;  // headline figures
+    struct {
+        const char *key;        // extra figure name (static)
+        double value;           // its value
+    } extra [WRK_FARM_MAX_EXTRA];
+    int nextra;
+    struct {
+        char name [32];         // kernel function name
+        uint64_t ns;            // median timed run, ns
+        uint64_t runs;          // timed runs
+    } kernels [WRK_FARM_MAX_KERNELS];
+    int nkernels;
+    double copy_gbps;           // measured copy bandwidth, GB/s
+    double fma_gflops;          // measured FMA throughput, GFLOPS
+} wrk_farm_record_t;
+
+//  Adds a parameter: an unsigned VALUE, or TEXT when not NULL (borrowed
+//  until the record is packed). Asserts on more than WRK_FARM_MAX_PARAMS.
+void wrk_farm_record_param (wrk_farm_record_t *r, const char *key, uint64_t value,
+                            const char *text);
+
+//  Adds a per-kind figure. Asserts on more than WRK_FARM_MAX_EXTRA.
+void wrk_farm_record_extra (wrk_farm_record_t *r, const char *key, double value);
+
+//  Adds a kernel entry with the median of NS [COUNT] (which it sorts);
+//  returns that median (at least 1).
+uint64_t wrk_farm_record_kernel (wrk_farm_record_t *r, const char *name, uint64_t *ns,
+                                 size_t count);
+
+//  Measures the device's copy bandwidth (kernels/copy.cl) and FMA
+//  throughput (sgemm_peak) into R's measured peak, adding their kernel
+//  entries. Returns 0, or -1 with job->err set (also on a stop).
+int wrk_farm_measure_peak (wrk_job_t *job, wrk_farm_record_t *r);
+
+//  Reads the unsigned parameter KEY of the job into *VALUE: DEF when
+//  absent; -1 with RXQ_E_PARAM when it is not an unsigned integer or lies
+//  outside [LO, HI] (the message names it).
+int wrk_farm_get_uint (wrk_job_t *job, const char *key, uint64_t lo, uint64_t hi,
+                       uint64_t def, uint64_t *value);
+
+//  Packs R into job->result as the complete record above (11 fields).
+void wrk_farm_pack_record (wrk_job_t *job, const wrk_farm_record_t *r);
 
 //  bench.gemm: kernels/sgemm.cl at M = N = K = n with the device's tuning.
 //  Params: n (16..8192, default 256), reps (1..1000, default 5), seed

@@ -16,6 +16,13 @@
  *  "max_tokens", "stop", "context"), seed, prompt_ms, gen_ms, pp_tps,
  *  tg_tps, kernels: {class: share of device time}, model: {name,
  *  n_layer, n_embd, n_vocab, weight_bytes}}.
+ *
+ *  `prompts` (1..64 strings) instead of `prompt` runs them as one batch
+ *  (wrk_llm_eval_batch): the prompts together, then one step per token
+ *  for every prompt still generating; each stops on its own. Events
+ *  carry `parts` [{index, text}] instead of `text`; the result carries
+ *  `results` [{text, tokens, n_prompt, n_gen, stop_reason}] instead of
+ *  the first five fields, and n_prompt, n_gen summed.
  */
 #ifndef WRK_GENERATE_H
 #define WRK_GENERATE_H

@@ -5,6 +5,7 @@
  *  worker advertises it; the worker advertises exactly this table. */
 #include "wrk_job.h"
 #include "wrk_bench.h"
+#include "wrk_bench_llm.h"
 #include "wrk_farm.h"
 #include "wrk_generate.h"
 #include "wrk_optimize.h"
@@ -55,6 +56,7 @@ static const struct {
     { "bench.gemm", wrk_farm_bench_gemm },
     { "bench.gemv", wrk_farm_bench_gemv },
     { "bench.kernels", wrk_farm_bench_kernels },
+    { "bench.llm", wrk_bench_llm_job },
     { "tune", wrk_farm_tune },
     { "quantize", wrk_quantize_job },
     { "optimize", wrk_optimize_job },

@@ -26,7 +26,7 @@ typedef struct {
     size_t gemv_rows;           // GEMV_ROWS, weight rows per GEMV group
     size_t gemm_rows;           // GEMM_ROWS, weight rows per GEMM group
     size_t gemm_bt;             // GEMM_BT, batch rows per GEMM group
-    size_t gemv_unit;           // GEMV_UNIT, GEMV scheme (0 slices, 1 units)
+    size_t gemv_unit;           // GEMV_UNIT, GEMV scheme (0 slices, 1 units, 2 teams)
     size_t norm_wgs;            // NORM_WGS, work-items per row
     size_t softmax_wgs;         // SOFTMAX_WGS, work-items per row
     size_t att_wgs;             // ATT_WGS, work-items per (head, query)
@@ -421,15 +421,27 @@ wrk_kernels_attention (wrk_device_t *dev, cl_mem Q, cl_mem K, cl_mem V,
               t.att_wgs, S_ATT_MAX_HD);
     const size_t global [2] = { (size_t) a->n_tokens * t.att_wgs, (size_t) a->n_q_heads };
     const size_t local [2] = { t.att_wgs, 1 };
-    const size_t q_bytes = (size_t) a->n_q_heads * a->n_tokens * a->head_dim * sizeof (float);
-    const size_t kv_bytes = (size_t) a->n_kv_heads * a->ctx * a->head_dim * sizeof (float);
+    const int q_rows = a->q_rows ? a->q_rows : a->n_tokens;
+    if (q_rows < a->n_tokens)
+        return cmn_err_set (err, RXQ_E_INVAL, "attention: q_rows %d is below n_tokens %d",
+                            q_rows, a->n_tokens);
+    if (s_fits (err, "attention", (size_t) a->n_q_heads, (size_t) q_rows,
+                (size_t) a->head_dim))
+        return -1;
+    //  The last head's window ends n_tokens rows into its q_rows.
+    const size_t q_bytes = (a->q_off + ((size_t) (a->n_q_heads - 1) * q_rows + a->n_tokens)
+                            * a->head_dim) * sizeof (float);
+    const size_t kv_bytes = (a->kv_off + (size_t) a->n_kv_heads * a->ctx * a->head_dim)
+                          * sizeof (float);
     const int group = a->n_q_heads / a->n_kv_heads;
+    const cl_ulong q_off = a->q_off, kv_off = a->kv_off;
     return s_launch (dev, "attention.cl", options, "attention_f32", 2, global, local,
                      S_ARGS (S_BUF (Q, q_bytes), S_BUF (K, kv_bytes),
                              S_BUF (V, kv_bytes), S_BUF (O, q_bytes),
                              S_VAL (a->n_tokens), S_VAL (a->head_dim),
                              S_VAL (a->ctx), S_VAL (a->n_past), S_VAL (group),
-                             S_VAL (a->scale)),
+                             S_VAL (a->scale), S_VAL (q_rows), S_VAL (q_off),
+                             S_VAL (kv_off)),
                      event, err);
 }
 

@@ -73,6 +73,10 @@ typedef struct {
     int n_past;                 // cache rows before this batch; query t is
                                 // at position n_past + t
     float scale;                // score scale, usually 1 / sqrt (head_dim)
+    int q_rows;                 // rows between heads of Q and O; 0 means
+                                // n_tokens (Q, O are a window of a batch)
+    size_t q_off;               // floats before query (0, 0) in Q and O
+    size_t kv_off;              // floats before head 0 in K and V
 } wrk_attn_t;
 
 //  Geometry of a 2D convolution.
@@ -129,7 +133,9 @@ int wrk_kernels_rope (wrk_device_t *dev, cl_mem x, cl_mem y, cl_mem pos,
                       cmn_err_t *err);
 
 //  Causal attention: Q, O [n_q_heads, n_tokens, head_dim]; K, V
-//  [n_kv_heads, ctx, head_dim]; head_dim at most 256.
+//  [n_kv_heads, ctx, head_dim]; head_dim at most 256. With q_rows, q_off
+//  and kv_off set, Q and O are [n_q_heads, q_rows, head_dim] from q_off
+//  (rows 0 .. n_tokens - 1 of each head used) and K, V start at kv_off.
 int wrk_kernels_attention (wrk_device_t *dev, cl_mem Q, cl_mem K, cl_mem V,
                            cl_mem O, const wrk_attn_t *shape,
                            cl_event *event, cmn_err_t *err);

@@ -23,8 +23,8 @@ typedef struct {
     cl_mem t;                   // a sub-layer's output [B, E]
     cl_mem g, u;                // FFN gate and up [B, F]
     cl_mem pos;                 // int32 positions [B]
-    cl_mem last;                // the last token's x [E]
-    cl_mem logits;              // [V]
+    cl_mem last;                // each sequence's last token's x [S, E]
+    cl_mem logits;              // [S, V]
 } s_acts_t;
 
 struct _wrk_llm_t {
@@ -32,11 +32,12 @@ struct _wrk_llm_t {
     const cmn_llama_model_t *model;     // borrowed
     cmn_llama_hparams_t hp;             // copy of the model's
     wrk_llm_weights_t *w;               // weights on the device
-    cl_mem *kc, *vc;                    // per layer [Hkv, n_ctx, D]
+    cl_mem *kc, *vc;                    // per layer [S, Hkv, n_ctx, D]
     s_acts_t a;                         // activations
-    int n_ctx;                          // cache rows per head
+    int n_ctx;                          // cache rows per head and sequence
     int n_batch;                        // tokens per chunk
-    int n_past;                         // rows filled
+    int n_seq;                          // sequences (S)
+    int *n_past;                        // rows filled, per sequence
     float *embd;                        // host [B, E] embeddings of a chunk
     bool profile;                       // collect kernel times
     cl_event *events;                   // pending profiled events
@@ -66,12 +67,12 @@ s_release (cl_mem *m)
 
 //  Device bytes of the cache and activations for the given sizes.
 static uint64_t
-s_state_bytes (const cmn_llama_hparams_t *hp, int n_ctx, int B)
+s_state_bytes (const cmn_llama_hparams_t *hp, int n_ctx, int B, int S)
 {
     const uint64_t E = (uint64_t) hp->n_embd, KV = (uint64_t) hp->n_head_kv * hp->head_dim;
-    const uint64_t cache = 2ull * hp->n_layer * KV * (uint64_t) n_ctx * 4;
+    const uint64_t cache = 2ull * hp->n_layer * KV * (uint64_t) n_ctx * (uint64_t) S * 4;
     const uint64_t acts = (uint64_t) B * (6 * E + 3 * KV + 2 * (uint64_t) hp->n_ff + 1) * 4
-                        + (E + (uint64_t) hp->n_vocab) * 4;
+                        + (uint64_t) S * (E + (uint64_t) hp->n_vocab) * 4;
     return cache + acts;
 }
 
@@ -79,7 +80,14 @@ wrk_llm_t *
 wrk_llm_new (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx, int n_batch,
              cmn_err_t *err)
 {
-    assert (dev && model && n_batch >= 1);
+    return wrk_llm_new_seqs (dev, model, n_ctx, n_batch, 1, err);
+}
+
+wrk_llm_t *
+wrk_llm_new_seqs (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx, int n_batch,
+                  int n_seq, cmn_err_t *err)
+{
+    assert (dev && model && n_batch >= 1 && n_seq >= 1 && n_seq <= WRK_LLM_MAX_SEQ);
     const cmn_llama_hparams_t *hp = cmn_llama_model_hparams (model);
     if (n_ctx < 1 || n_ctx > hp->n_ctx_train) {
         cmn_err_set (err, RXQ_E_LIMIT, "context of %d tokens requested; the model's context "
@@ -91,8 +99,9 @@ wrk_llm_new (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx, int n
                      "multiples of 4 up to 256", hp->head_dim);
         return NULL;
     }
-    if (n_batch > n_ctx)
-        n_batch = n_ctx;
+    //  A chunk holds at most every sequence's whole context.
+    if ((int64_t) n_batch > (int64_t) n_ctx * n_seq)
+        n_batch = n_ctx * n_seq;
     wrk_llm_t *self = calloc (1, sizeof *self);
     if (!self) {
         cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
@@ -103,21 +112,24 @@ wrk_llm_new (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx, int n
     self->hp = *hp;
     self->n_ctx = n_ctx;
     self->n_batch = n_batch;
+    self->n_seq = n_seq;
     const size_t E = (size_t) hp->n_embd, KV = (size_t) hp->n_head_kv * hp->head_dim;
     const size_t F = (size_t) hp->n_ff, B = (size_t) n_batch, f = sizeof (float);
-    self->w = wrk_llm_weights_new (dev, model, s_state_bytes (hp, n_ctx, n_batch), err);
+    const size_t S = (size_t) n_seq;
+    self->w = wrk_llm_weights_new (dev, model, s_state_bytes (hp, n_ctx, n_batch, n_seq), err);
     self->kc = calloc ((size_t) hp->n_layer, sizeof *self->kc);
     self->vc = calloc ((size_t) hp->n_layer, sizeof *self->vc);
     self->embd = malloc (B * E * f);
+    self->n_past = calloc (S, sizeof *self->n_past);
     if (!self->w)
         goto fail;
-    if (!self->kc || !self->vc || !self->embd) {
+    if (!self->kc || !self->vc || !self->embd || !self->n_past) {
         cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
         goto fail;
     }
     for (int i = 0; i < hp->n_layer; i++)
-        if (!(self->kc [i] = s_alloc (self, KV * (size_t) n_ctx * f, err))
-        ||  !(self->vc [i] = s_alloc (self, KV * (size_t) n_ctx * f, err)))
+        if (!(self->kc [i] = s_alloc (self, S * KV * (size_t) n_ctx * f, err))
+        ||  !(self->vc [i] = s_alloc (self, S * KV * (size_t) n_ctx * f, err)))
             goto fail;
     s_acts_t *a = &self->a;
     if (!(a->x = s_alloc (self, B * E * f, err)) || !(a->h = s_alloc (self, B * E * f, err))
@@ -127,8 +139,8 @@ wrk_llm_new (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx, int n
     ||  !(a->o = s_alloc (self, B * E * f, err)) || !(a->t = s_alloc (self, B * E * f, err))
     ||  !(a->g = s_alloc (self, B * F * f, err)) || !(a->u = s_alloc (self, B * F * f, err))
     ||  !(a->pos = s_alloc (self, B * sizeof (cl_int), err))
-    ||  !(a->last = s_alloc (self, E * f, err))
-    ||  !(a->logits = s_alloc (self, (size_t) hp->n_vocab * f, err)))
+    ||  !(a->last = s_alloc (self, S * E * f, err))
+    ||  !(a->logits = s_alloc (self, S * (size_t) hp->n_vocab * f, err)))
         goto fail;
     return self;
 fail:
@@ -167,13 +179,29 @@ wrk_llm_destroy (wrk_llm_t **self_p)
         s_release (&m [i]);
     wrk_llm_weights_destroy (&self->w);
     free (self->embd);
+    free (self->n_past);
     free (self);
     *self_p = NULL;
 }
 
-int wrk_llm_n_past (const wrk_llm_t *self) { assert (self); return self->n_past; }
+int wrk_llm_n_past (const wrk_llm_t *self) { assert (self); return self->n_past [0]; }
 int wrk_llm_n_ctx (const wrk_llm_t *self) { assert (self); return self->n_ctx; }
-void wrk_llm_reset (wrk_llm_t *self) { assert (self); self->n_past = 0; }
+int wrk_llm_n_seq (const wrk_llm_t *self) { assert (self); return self->n_seq; }
+
+int
+wrk_llm_seq_past (const wrk_llm_t *self, int seq)
+{
+    assert (self && seq >= 0 && seq < self->n_seq);
+    return self->n_past [seq];
+}
+
+void
+wrk_llm_reset (wrk_llm_t *self)
+{
+    assert (self);
+    memset (self->n_past, 0, (size_t) self->n_seq * sizeof *self->n_past);
+}
+
 void wrk_llm_set_profile (wrk_llm_t *self, bool on) { assert (self); self->profile = on; }
 const uint64_t *wrk_llm_kernel_ns (const wrk_llm_t *self) { assert (self); return self->kernel_ns; }
 
@@ -279,9 +307,17 @@ s_copy_rect (wrk_llm_t *self, cl_mem src, cl_mem dst, size_t src_off, size_t src
     return 0;
 }
 
-//  One block on a chunk of T tokens at positions P0 ...
+//  A run of one sequence's tokens inside a chunk.
+typedef struct {
+    int seq;                    // the sequence
+    int t0, n;                  // first row in the chunk, tokens
+    int p0;                     // position of the first token
+    int out;                    // row of the caller's logits, or -1
+} s_seg_t;
+
+//  One block on a chunk of T tokens made of N_SEGS segments.
 static int
-s_block (wrk_llm_t *self, int il, int T, int p0, cmn_err_t *err)
+s_block (wrk_llm_t *self, int il, int T, const s_seg_t *segs, int n_segs, cmn_err_t *err)
 {
     const cmn_llama_hparams_t *hp = &self->hp;
     const wrk_llm_layer_t *L = wrk_llm_weights_layer (self->w, il);
@@ -307,31 +343,42 @@ s_block (wrk_llm_t *self, int il, int T, int p0, cmn_err_t *err)
     rk.xs_tok = KV;
     RUN (WRK_LLM_K_ROPE, wrk_kernels_rope (self->dev, a->k, a->kh, a->pos, &rk, ev_, err));
     //  Each command costs the driver microseconds, and a 7B model has 32
-    //  KV heads: one rectangle per cache, not one copy per head, wherever
-    //  the layouts allow. k: head h's T rows are contiguous in kh and go to
-    //  rows p0.. of head h in the cache. v: for one token, head h's D
-    //  values sit at h * D in v; for a prompt the heads are interleaved
-    //  with the tokens, which one rectangle cannot express.
-    const size_t row0 = (size_t) p0 * D * f, head_rows = (size_t) self->n_ctx * D * f;
-    if (s_copy_rect (self, a->kh, self->kc [il], 0, (size_t) T * D * f, row0, head_rows,
-                     (size_t) T * D * f, (size_t) Hkv, err))
-        return -1;
-    if (T == 1) {
-        if (s_copy_rect (self, a->v, self->vc [il], 0, (size_t) D * f, row0, head_rows,
-                         (size_t) D * f, (size_t) Hkv, err))
+    //  KV heads: one rectangle per cache and segment, not one copy per
+    //  head, wherever the layouts allow. k: head h's rows t0 .. t0+n-1 are
+    //  contiguous in kh and go to rows p0.. of head h in the sequence's
+    //  cache. v: for one token, head h's D values sit at h * D in v; for
+    //  several the heads are interleaved with the tokens, which one
+    //  rectangle cannot express.
+    const size_t head_rows = (size_t) self->n_ctx * D * f;
+    for (int i = 0; i < n_segs; i++) {
+        const s_seg_t *sg = &segs [i];
+        const size_t seq0 = (size_t) sg->seq * Hkv * head_rows;
+        const size_t row0 = seq0 + (size_t) sg->p0 * D * f;
+        if (s_copy_rect (self, a->kh, self->kc [il], (size_t) sg->t0 * D * f, (size_t) T * D * f,
+                         row0, head_rows, (size_t) sg->n * D * f, (size_t) Hkv, err))
             return -1;
-    }
-    else
-        for (int h = 0; h < Hkv; h++)
-            if (s_copy_rect (self, a->v, self->vc [il], (size_t) h * D * f, (size_t) KV * f,
-                             (size_t) h * head_rows + row0, (size_t) D * f, (size_t) D * f,
-                             (size_t) T, err))
+        if (sg->n == 1) {
+            if (s_copy_rect (self, a->v, self->vc [il], (size_t) sg->t0 * KV * f, (size_t) D * f,
+                             row0, head_rows, (size_t) D * f, (size_t) Hkv, err))
                 return -1;
-    const wrk_attn_t at = { .n_q_heads = H, .n_kv_heads = Hkv, .n_tokens = T, .head_dim = D,
-                            .ctx = self->n_ctx, .n_past = p0,
-                            .scale = 1.0f / sqrtf ((float) D) };
-    RUN (WRK_LLM_K_ATTENTION, wrk_kernels_attention (self->dev, a->qh, self->kc [il],
-                                                     self->vc [il], a->oh, &at, ev_, err));
+        }
+        else
+            for (int h = 0; h < Hkv; h++)
+                if (s_copy_rect (self, a->v, self->vc [il],
+                                 ((size_t) sg->t0 * KV + (size_t) h * D) * f, (size_t) KV * f,
+                                 (size_t) h * head_rows + row0, (size_t) D * f, (size_t) D * f,
+                                 (size_t) sg->n, err))
+                    return -1;
+        //  Each segment attends to its own sequence's cache; its queries
+        //  are rows t0 .. of each head of qh, and so are its outputs in oh.
+        const wrk_attn_t at = { .n_q_heads = H, .n_kv_heads = Hkv, .n_tokens = sg->n,
+                                .head_dim = D, .ctx = self->n_ctx, .n_past = sg->p0,
+                                .scale = 1.0f / sqrtf ((float) D), .q_rows = T,
+                                .q_off = (size_t) sg->t0 * D,
+                                .kv_off = (size_t) sg->seq * Hkv * self->n_ctx * D };
+        RUN (WRK_LLM_K_ATTENTION, wrk_kernels_attention (self->dev, a->qh, self->kc [il],
+                                                         self->vc [il], a->oh, &at, ev_, err));
+    }
     //  Back to token-major [T, H * D]; for one token the layouts coincide.
     cl_mem o = a->oh;
     if (T > 1) {
@@ -359,21 +406,27 @@ s_block (wrk_llm_t *self, int il, int T, int p0, cmn_err_t *err)
     return 0;
 }
 
-//  Runs one chunk of T tokens (T <= n_batch) at positions n_past ...
+//  Runs one chunk of T tokens (T <= n_batch): N_SEGS segments, each at
+//  its sequence's next positions, whose tokens are TOKENS [seg.t0 ..].
+//  Segments with out >= 0 write their last token's logits to LOGITS row
+//  out.
 static int
-s_chunk (wrk_llm_t *self, const int32_t *tokens, int T, float *logits,
-         wrk_llm_stop_fn *stop, void *arg, cmn_err_t *err)
+s_chunk (wrk_llm_t *self, const int32_t *const *tokens, const s_seg_t *segs, int n_segs,
+         int T, float *logits, wrk_llm_stop_fn *stop, void *arg, cmn_err_t *err)
 {
     const cmn_llama_hparams_t *hp = &self->hp;
     const cmn_gguf_tensor_t *embd = cmn_llama_model_tok_embd (self->model);
-    const size_t E = (size_t) hp->n_embd, f = sizeof (float);
+    const size_t E = (size_t) hp->n_embd, V = (size_t) hp->n_vocab, f = sizeof (float);
     const size_t rb = cmn_quant_row_bytes (embd->type, E);
     cl_int pos [T];
-    for (int t = 0; t < T; t++) {
-        cmn_quant_dequantize_row (embd->type, (const uint8_t *) embd->data + rb * (size_t) tokens [t],
-                                  self->embd + (size_t) t * E, E);
-        pos [t] = self->n_past + t;
-    }
+    for (int i = 0; i < n_segs; i++)
+        for (int j = 0; j < segs [i].n; j++) {
+            const int t = segs [i].t0 + j;
+            cmn_quant_dequantize_row (embd->type,
+                                      (const uint8_t *) embd->data + rb * (size_t) tokens [i][j],
+                                      self->embd + (size_t) t * E, E);
+            pos [t] = segs [i].p0 + j;
+        }
     cl_command_queue q = wrk_device_queue (self->dev);
     cl_int rc = clEnqueueWriteBuffer (q, self->a.x, CL_FALSE, 0, (size_t) T * E * f, self->embd,
                                       0, NULL, NULL);
@@ -390,26 +443,39 @@ s_chunk (wrk_llm_t *self, const int32_t *tokens, int T, float *logits,
                 return cmn_err_set (err, why, "stopped at block %d of %d", il, hp->n_layer);
             }
         }
-        if (s_block (self, il, T, self->n_past, err) < 0) {
+        if (s_block (self, il, T, segs, n_segs, err) < 0) {
             s_finish (self, NULL);
             return -1;
         }
     }
-    self->n_past += T;
-    if (logits) {
-        s_acts_t *a = &self->a;
+    for (int i = 0; i < n_segs; i++)
+        self->n_past [segs [i].seq] += segs [i].n;
+    //  The last token of each segment that wants logits, gathered into
+    //  rows of `last`, then normed and projected together.
+    s_acts_t *a = &self->a;
+    int n_out = 0;
+    for (int i = 0; i < n_segs; i++)
+        if (segs [i].out >= 0) {
+            if (s_copy (self, a->x, a->last, (size_t) (segs [i].t0 + segs [i].n - 1) * E * f,
+                        (size_t) n_out * E * f, E * f, err) < 0)
+                return -1;
+            n_out++;
+        }
+    if (n_out) {
         const wrk_llm_matrix_t *out = wrk_llm_weights_output (self->w);
-        if (s_copy (self, a->x, a->last, (size_t) (T - 1) * E * f, 0, E * f, err) < 0)
-            return -1;
         RUN (WRK_LLM_K_NORM, wrk_kernels_rms_norm (self->dev, a->last,
                                                    wrk_llm_weights_output_norm (self->w), a->last,
-                                                   1, (int) E, hp->norm_eps, WRK_ACT_NONE, ev_, err));
-        if (s_matmul (self, out, a->last, a->logits, 1, err) < 0)
+                                                   n_out, (int) E, hp->norm_eps, WRK_ACT_NONE,
+                                                   ev_, err));
+        if (s_matmul (self, out, a->last, a->logits, n_out, err) < 0)
             return -1;
-        rc = clEnqueueReadBuffer (q, a->logits, CL_FALSE, 0, (size_t) hp->n_vocab * f, logits,
-                                  0, NULL, NULL);
-        if (rc != CL_SUCCESS)
-            return wrk_device_cl_error (err, "clEnqueueReadBuffer", rc);
+        for (int i = 0, r = 0; i < n_segs; i++)
+            if (segs [i].out >= 0) {
+                rc = clEnqueueReadBuffer (q, a->logits, CL_FALSE, (size_t) r++ * V * f, V * f,
+                                          logits + (size_t) segs [i].out * V, 0, NULL, NULL);
+                if (rc != CL_SUCCESS)
+                    return wrk_device_cl_error (err, "clEnqueueReadBuffer", rc);
+            }
     }
     return s_finish (self, err);
 }
@@ -419,18 +485,52 @@ wrk_llm_eval (wrk_llm_t *self, const int32_t *tokens, int n, float *logits,
               wrk_llm_stop_fn *stop, void *arg, cmn_err_t *err)
 {
     assert (self && tokens && n >= 1);
-    if (n > self->n_ctx - self->n_past)
-        return cmn_err_set (err, RXQ_E_LIMIT, "%d tokens do not fit the context: %d of %d "
-                            "positions are used", n, self->n_past, self->n_ctx);
-    for (int i = 0; i < n; i++)
-        if (tokens [i] < 0 || tokens [i] >= self->hp.n_vocab)
-            return cmn_err_set (err, RXQ_E_INVAL, "token id %d is outside the vocabulary of %d",
-                                tokens [i], self->hp.n_vocab);
-    for (int done = 0; done < n; ) {
-        const int T = n - done < self->n_batch ? n - done : self->n_batch;
-        if (s_chunk (self, tokens + done, T, done + T == n ? logits : NULL, stop, arg, err) < 0)
+    const wrk_llm_batch_t b = { .seq = 0, .tokens = tokens, .n = n };
+    return wrk_llm_eval_batch (self, &b, 1, logits, stop, arg, err);
+}
+
+int
+wrk_llm_eval_batch (wrk_llm_t *self, const wrk_llm_batch_t *batch, int n, float *logits,
+                    wrk_llm_stop_fn *stop, void *arg, cmn_err_t *err)
+{
+    assert (self && batch && n >= 1 && n <= self->n_seq);
+    for (int i = 0; i < n; i++) {
+        const wrk_llm_batch_t *b = &batch [i];
+        assert (b->seq >= 0 && b->seq < self->n_seq && b->tokens && b->n >= 1);
+        for (int j = 0; j < i; j++)
+            assert (batch [j].seq != b->seq);   // one entry per sequence
+        if (b->n > self->n_ctx - self->n_past [b->seq])
+            return cmn_err_set (err, RXQ_E_LIMIT, "%d tokens do not fit the context: %d of %d "
+                                "positions are used", b->n, self->n_past [b->seq], self->n_ctx);
+        for (int j = 0; j < b->n; j++)
+            if (b->tokens [j] < 0 || b->tokens [j] >= self->hp.n_vocab)
+                return cmn_err_set (err, RXQ_E_INVAL, "token id %d is outside the vocabulary "
+                                    "of %d", b->tokens [j], self->hp.n_vocab);
+    }
+    //  Fill chunks of up to n_batch rows with the entries' tokens in
+    //  order; an entry may span chunks, and its logits come from the chunk
+    //  that holds its last token.
+    s_seg_t segs [WRK_LLM_MAX_SEQ];
+    const int32_t *toks [WRK_LLM_MAX_SEQ];
+    int entry = 0, done = 0;            // next entry, its tokens already run
+    while (entry < n) {
+        int T = 0, n_segs = 0;
+        while (entry < n && T < self->n_batch) {
+            const wrk_llm_batch_t *b = &batch [entry];
+            const int take = b->n - done < self->n_batch - T ? b->n - done : self->n_batch - T;
+            segs [n_segs] = (s_seg_t) { .seq = b->seq, .t0 = T, .n = take,
+                                        .p0 = self->n_past [b->seq],
+                                        .out = done + take == b->n && logits ? entry : -1 };
+            toks [n_segs++] = b->tokens + done;
+            T += take;
+            done += take;
+            if (done == b->n) {
+                entry++;
+                done = 0;
+            }
+        }
+        if (s_chunk (self, toks, segs, n_segs, T, logits, stop, arg, err) < 0)
             return -1;
-        done += T;
     }
     return 0;
 }

@@ -18,6 +18,15 @@
  *  the logits. Between blocks it calls the caller's stop check, so a
  *  cancel takes effect within one block's kernels.
  *
+ *  Sequences: one object can hold several independent sequences (up to
+ *  WRK_LLM_MAX_SEQ), each with its own KV cache of n_ctx positions.
+ *  wrk_llm_eval_batch runs tokens of several sequences as one batch: the
+ *  projections and the FFN see all their rows in one matrix-matrix
+ *  product; RoPE uses each row's own position; K and V go to each
+ *  sequence's cache and attention runs per sequence (one launch each,
+ *  reading its rows of the batch). So several prompts are processed
+ *  together, and generation advances every sequence one token per step.
+ *
  *  Telemetry: with profiling on, each kernel's device time is added to
  *  its class (matmul, norm, rope, attention, elementwise, copy).
  */
@@ -44,6 +53,16 @@ typedef int (wrk_llm_stop_fn) (void *arg);
 
 typedef struct _wrk_llm_t wrk_llm_t;
 
+//  Most sequences one object holds.
+#define WRK_LLM_MAX_SEQ 64
+
+//  Tokens for one sequence in a batched eval.
+typedef struct {
+    int seq;                    // sequence, 0 .. n_seq - 1
+    const int32_t *tokens;      // appended at its next positions (borrowed)
+    int n;                      // how many, >= 1
+} wrk_llm_batch_t;
+
 //  Uploads MODEL (borrowed; must outlive the object) to DEV with a KV
 //  cache of N_CTX positions (1 .. the model's context length) and prompt
 //  chunks of N_BATCH tokens (>= 1). Returns NULL with ERR set: RXQ_E_LIMIT
@@ -53,14 +72,24 @@ typedef struct _wrk_llm_t wrk_llm_t;
 wrk_llm_t *wrk_llm_new (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx,
                         int n_batch, cmn_err_t *err);
 
+//  As wrk_llm_new, with N_SEQ (1 .. WRK_LLM_MAX_SEQ) sequences of N_CTX
+//  positions each; N_BATCH counts rows of all sequences together. The
+//  memory check counts every sequence's cache.
+wrk_llm_t *wrk_llm_new_seqs (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx,
+                             int n_batch, int n_seq, cmn_err_t *err);
+
 //  Releases everything; nulls *SELF_P; idempotent.
 void wrk_llm_destroy (wrk_llm_t **self_p);
 
-//  Positions held in the cache, and its capacity.
+//  Positions held in sequence 0's cache, and the capacity of each.
 int wrk_llm_n_past (const wrk_llm_t *self);
 int wrk_llm_n_ctx (const wrk_llm_t *self);
 
-//  Forgets the cache: the next eval starts at position 0.
+//  Sequences, and positions held in sequence SEQ's cache.
+int wrk_llm_n_seq (const wrk_llm_t *self);
+int wrk_llm_seq_past (const wrk_llm_t *self, int seq);
+
+//  Forgets every cache: the next eval starts at position 0.
 void wrk_llm_reset (wrk_llm_t *self);
 
 //  Turns per-kernel profiling on or off (off by default).
@@ -71,7 +100,8 @@ void wrk_llm_set_profile (wrk_llm_t *self, bool on);
 const uint64_t *wrk_llm_kernel_ns (const wrk_llm_t *self);
 void wrk_llm_clear_times (wrk_llm_t *self);
 
-//  Runs the N (>= 1) TOKENS at positions n_past .. n_past + N - 1 and,
+//  Runs the N (>= 1) TOKENS of sequence 0 at positions n_past .. n_past
+//  + N - 1 and,
 //  when LOGITS is not NULL, stores the last token's n_vocab logits there.
 //  STOP (may be NULL) is called with ARG between blocks. Returns 0, or -1
 //  with ERR set: RXQ_E_LIMIT when the tokens do not fit the cache,
@@ -80,5 +110,14 @@ void wrk_llm_clear_times (wrk_llm_t *self);
 //  RXQ_E_OPENCL.
 int wrk_llm_eval (wrk_llm_t *self, const int32_t *tokens, int n, float *logits,
                   wrk_llm_stop_fn *stop, void *arg, cmn_err_t *err);
+
+//  Runs N (1 .. n_seq) entries of BATCH together, each sequence at most
+//  once, in chunks of n_batch rows; when LOGITS is not NULL, row i
+//  (n_vocab floats) gets the logits of entry i's last token. Errors as
+//  wrk_llm_eval; nothing runs when an entry does not fit or holds a bad
+//  token id; after a stop or device error the caches hold an unknown part
+//  of the tokens (reset).
+int wrk_llm_eval_batch (wrk_llm_t *self, const wrk_llm_batch_t *batch, int n, float *logits,
+                        wrk_llm_stop_fn *stop, void *arg, cmn_err_t *err);
 
 #endif

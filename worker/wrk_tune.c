@@ -41,9 +41,9 @@ static const s_family_t s_families [WRK_TUNE_FAMILIES] = {
         { "TSK", 1, 64, true }, { "WPTM", 1, 16, false }, { "WPTN", 1, 64, false },
         { "VW", 1, 16, true }, { "APAD", 0, 4, false } } },
     [WRK_TUNE_QMATMUL] = { "qmatmul", 5, {
-        { "QMM_WGS", 1, 1024, true }, { "GEMV_ROWS", 1, 16, false },
+        { "QMM_WGS", 1, 1024, true }, { "GEMV_ROWS", 1, 64, false },
         { "GEMM_ROWS", 1, 16, false }, { "GEMM_BT", 1, 16, false },
-        { "GEMV_UNIT", 0, 1, false } } },
+        { "GEMV_UNIT", 0, 2, false } } },
     [WRK_TUNE_NORM] = { "norm", 1, { { "NORM_WGS", 1, 4096, true } } },
     //  The error bounds of softmax and attention (docs/kernels.md) assume
     //  at least 16 work-items.
@@ -277,9 +277,19 @@ wrk_tune_local_bytes (const wrk_tune_t *t, wrk_tune_family_t family)
                                + v [S_APAD] * (v [S_WPTM] % 4 == 0 && v [S_WPTN] % 4 == 0
                                                ? 4 : 1));
         case WRK_TUNE_QMATMUL: {
-            size_t rows = (size_t) (v [S_GEMV_ROWS] > v [S_GEMM_ROWS] * v [S_GEMM_BT]
-                                    ? v [S_GEMV_ROWS] : v [S_GEMM_ROWS] * v [S_GEMM_BT]);
-            return f * rows * (size_t) v [S_QMM_WGS];
+            const size_t wgs = (size_t) v [S_QMM_WGS];
+            const size_t gemm = f * (size_t) (v [S_GEMM_ROWS] * v [S_GEMM_BT]) * wgs;
+            size_t gemv = f * (size_t) v [S_GEMV_ROWS] * wgs;
+            if (v [S_GEMV_UNIT] == 2) {
+                //  qmatmul.cl's team scheme with its QMV_TEAM 32, QMV_SPC 4:
+                //  QMV_RPT * QMM_WGS floats, and two x halves of QMV_CH
+                //  16-value slices.
+                const size_t tm = wgs < 32 ? wgs : 32, teams = wgs / tm;
+                const size_t rpt = ((size_t) v [S_GEMV_ROWS] + teams - 1) / teams;
+                const size_t ch = tm * 4 < 16 ? 16 : tm * 4;
+                gemv = f * rpt * wgs + 2 * ch * 16 * f;
+            }
+            return gemv > gemm ? gemv : gemm;
         }
         case WRK_TUNE_NORM:
             return f * (size_t) v [0];

@@ -3,6 +3,9 @@
 #  GPU (same payload and conventions as run.sh). Each configuration runs
 #  in its own process with --options; outputs go to $OUT/sweep_*.txt and
 #  a summary is printed. Meant for choosing the shipped tuning rows.
+#  GEMV_CFGS entries are W:R or W:R:U (QMM_WGS, GEMV_ROWS, GEMV_UNIT);
+#  SWEEP_BUDGET_S (default 0: none) skips the configurations that would
+#  start after that many seconds.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 payload="$here/payload"
@@ -18,11 +21,18 @@ gemm_cfgs=${GEMM_CFGS:-"128,128,16,8,8,4,1 128,128,8,8,8,4,1 128,128,32,8,8,4,1 
 gemm_sizes=${GEMM_SIZES:-1024,2048,3072,4096}
 start=$(date +%s)
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv 2>&1 | tail -1
+budget=${SWEEP_BUDGET_S:-0}
 for c in $gemv_cfgs; do
-    w=${c%%:*}; r=${c#*:}
+    w=${c%%:*}; r=${c#*:}; u=0
+    case "$r" in *:*) u=${r#*:}; r=${r%%:*} ;; esac
     f="$OUT/sweep_gemv.txt"
-    echo "== gemv QMM_WGS=$w GEMV_ROWS=$r" >> "$f"
-    timeout 60 "$payload/bench_gemv" --device "$sel" --options "-DQMM_WGS=$w -DGEMV_ROWS=$r" \
+    if [ "$budget" -gt 0 ] && [ $(( $(date +%s) - start )) -ge "$budget" ]; then
+        echo "== gemv QMM_WGS=$w GEMV_ROWS=$r GEMV_UNIT=$u skipped (budget)" >> "$f"
+        continue
+    fi
+    echo "== gemv QMM_WGS=$w GEMV_ROWS=$r GEMV_UNIT=$u" >> "$f"
+    timeout 60 "$payload/bench_gemv" --device "$sel" \
+        --options "-DQMM_WGS=$w -DGEMV_ROWS=$r -DGEMV_UNIT=$u" \
         --shapes "$gemv_shapes" --reps 30 --copy-mb 1024 --rotate-mb 1024 >> "$f" 2>&1
     echo "   rc=$? t=$(( $(date +%s) - start ))" >> "$f"
 done

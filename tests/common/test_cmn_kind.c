@@ -85,3 +85,54 @@ Test (cmn_kind, validate_refuses_wrong_types_and_duplicates)
     cr_assert (strstr (err.msg, "twice"), "%s", err.msg);
     cmn_body_free (&body);
 }
+
+//  Validates the generate params {"model": "m", "prompts": X}, X packed
+//  by FILL; returns the rc and leaves the message in ERR.
+static int
+s_prompts (void (*fill) (msgpack_packer *pk), cmn_err_t *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    cmn_pack_kv_str (&pk, "model", "m");
+    cmn_pack_key (&pk, "prompts");
+    fill (&pk);
+    cmn_body_t body;
+    cr_assert_eq (cmn_body_decode (&body, sb.data, sb.size, &cmn_codec_limits_default, err), 0);
+    const int rc = cmn_kind_validate (s_kind ("generate"), &body.root, err);
+    cmn_body_free (&body);
+    msgpack_sbuffer_destroy (&sb);
+    return rc;
+}
+
+static void s_two (msgpack_packer *pk) { msgpack_pack_array (pk, 2); cmn_pack_cstr (pk, "a"); cmn_pack_cstr (pk, "b"); }
+static void s_none (msgpack_packer *pk) { msgpack_pack_array (pk, 0); }
+static void s_num (msgpack_packer *pk) { msgpack_pack_array (pk, 2); cmn_pack_cstr (pk, "a"); msgpack_pack_int (pk, 3); }
+static void s_str (msgpack_packer *pk) { cmn_pack_cstr (pk, "a"); }
+static void
+s_65 (msgpack_packer *pk)
+{
+    msgpack_pack_array (pk, 65);
+    for (int i = 0; i < 65; i++)
+        cmn_pack_cstr (pk, "p");
+}
+
+Test (cmn_kind, string_arrays_are_checked)
+{
+    cmn_err_t err = { 0 };
+    cr_expect_eq (s_prompts (s_two, &err), 0, "%s", err.msg);
+    struct { void (*fill) (msgpack_packer *); const char *needle; } bad [] = {
+        { s_none, "1 to 64 strings, not 0" }, { s_65, "not 65" },
+        { s_num, "entry 1 must be a string" }, { s_str, "must be an array of strings" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        cr_expect_eq (s_prompts (bad [i].fill, &err), -1, "case %zu accepted", i);
+        cr_expect_eq (err.code, RXQ_E_PARAM);
+        cr_expect (strstr (err.msg, bad [i].needle), "case %zu: %s", i, err.msg);
+    }
+    //  From the command line, prompts=TEXT is an array of one.
+    const char *a [] = { "model=m", "prompts=hello" };
+    cr_expect_eq (s_args ("generate", a, 2, &err), 0, "%s", err.msg);
+}

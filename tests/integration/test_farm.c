@@ -5,12 +5,15 @@
  *      record appended to the rxq:<cluster>:bench stream;
  *    - rxq bench report: table, --kind, --json, and the HTML, JSON lines
  *      and CSV files;
+ *    - bench.llm with the real SmolLM2: its record in the stream and the
+ *      report;
  *    - rxq tune: the entry stored per device in rxq:<cluster>:tune, pushed
  *      to the live worker, and sent to a worker that registers later,
  *      which then builds its kernels with it.
  */
 #include "itest.h"
 #include "cmn_codec.h"
+#include "support/tst_llm.h"
 
 static itest_run_t s_run;
 
@@ -184,6 +187,66 @@ Test (farm, bench_on_every_worker_records_and_reports)
     fclose (file);
     cr_assert_eq (many, 1500, "every record once");
     cr_assert_eq (lines, 1 + 2 + 1500, "header, the two bench.gemm runs, the 1,500");
+}
+
+//  bench.llm (issue 7): a run with the real SmolLM2 through the cluster
+//  lands in the bench stream as a complete record and shows in the
+//  report, its figures holding pp/tg tokens per second and the kernel
+//  classes' shares.
+Test (farm, bench_llm_records_and_reports, .timeout = 600)
+{
+    TST_LLM_REQUIRE (model);
+    itest_cluster_t c;
+    itest_cluster_up (&c, 1);
+    itest_run_t *r = &s_run;
+    char arg [4200];
+    snprintf (arg, sizeof arg, "model=%s", model);
+    itest_rxq (r, 300000, "--broker", c.endpoint, "bench", "bench.llm", arg, "pp=32", "tg=8",
+               "reps=1", "--all-workers");
+    cr_assert_eq (r->code, 0, "rxq bench: %s\n%s", r->out, r->err);
+    cr_assert_eq (s_count (r->out, "succeeded"), 1, "%s", r->out);
+    cr_assert_eq (s_xlen (&c), 1, "the record is in the stream");
+    redisReply *x = s_redis (&c, "XRANGE rxq:default:bench - +");
+    cr_assert_eq (x->elements, 1);
+    redisReply *f = x->element [0]->element [1];
+    const char *record = NULL;
+    size_t record_len = 0;
+    for (size_t k = 0; k + 1 < f->elements; k += 2)
+        if (!strcmp (f->element [k]->str, "record")) {
+            record = f->element [k + 1]->str;
+            record_len = f->element [k + 1]->len;
+        }
+    cr_assert_not_null (record);
+    cmn_body_t body;
+    cmn_err_t err = { 0 };
+    cr_assert_eq (cmn_body_decode (&body, record, record_len, &cmn_codec_limits_default, &err),
+                  0, "%s", err.msg);
+    const char *fields [] = { "record_version", "kind", "device", "rxq_version", "kernel_hash",
+                              "params", "seed", "tuning", "figures", "kernels",
+                              "measured_peak" };
+    for (size_t k = 0; k < sizeof fields / sizeof fields [0]; k++)
+        cr_assert_not_null (cmn_codec_find (&body.root, fields [k]), "record lacks %s",
+                            fields [k]);
+    const msgpack_object *fig = NULL;
+    cr_assert_eq (cmn_codec_get_map (&body.root, "figures", &fig, &err), 0);
+    double pp = 0, tg = 0, share = 0;
+    cr_assert_eq (cmn_codec_get_double (fig, "pp_tps", &pp, &err), 0);
+    cr_assert_eq (cmn_codec_get_double (fig, "tg_tps", &tg, &err), 0);
+    cr_assert_eq (cmn_codec_get_double (fig, "share_matmul", &share, &err), 0);
+    cr_assert (pp > 0 && tg > 0 && share > 0 && share <= 1, "pp %g tg %g share %g", pp, tg,
+               share);
+    cmn_body_free (&body);
+    freeReplyObject (x);
+
+    itest_rxq (r, 30000, "--broker", c.endpoint, "bench", "report", "--kind", "bench.llm");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_assert (strstr (r->out, "bench.llm model=") && strstr (r->out, "pp=32 tg=8 reps=1")
+               && strstr (r->out, "(1 run)"), "%s", r->out);
+    itest_rxq (r, 30000, "--broker", c.endpoint, "--json", "bench", "report", "--kind",
+               "bench.llm");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_assert (strstr (r->out, "\"pp_tps\":") && strstr (r->out, "\"share_attention\":"),
+               "%s", r->out);
 }
 
 Test (farm, tune_stores_the_entry_and_later_workers_use_it)

@@ -1,7 +1,8 @@
 /*  test_generate: `rxq generate` end to end through a real cluster (Redis,
  *  broker, one worker on PoCL) with the real SmolLM2-135M-Instruct: text
  *  streams to stdout, --json carries tokens and timings, a seed repeats,
- *  cancel stops a running generation, and bad models fail with one line
+ *  cancel stops a running generation, several prompts batched in one job
+ *  give each prompt's own output, and bad models fail with one line
  *  naming what is wrong. */
 #include "itest.h"
 #include "cmn_gguf_writer.h"
@@ -94,6 +95,136 @@ Test (generate, cancel_mid_generation, .fini = s_fini, .timeout = 600) {
     cr_expect (strstr (itest_log (gen), "cancelled"), "%s", itest_log (gen));
 }
 
+//  Copies the I-th "tokens":[...] and "stop_reason":"..." of JSON into
+//  TOKENS and REASON; false when there are fewer.
+static bool
+s_nth_tokens (const char *json, int i, char *tokens, size_t cap, char *reason, size_t rcap)
+{
+    const char *p = json;
+    for (int k = 0; k <= i; k++) {
+        p = strstr (p, "\"tokens\":[");
+        if (!p)
+            return false;
+        if (k < i)
+            p++;
+    }
+    const char *e = strchr (p, ']');
+    const char *r = strstr (p, "\"stop_reason\":\"");
+    if (!e || !r)
+        return false;
+    snprintf (tokens, cap, "%.*s", (int) (e - p + 1), p);
+    r += strlen ("\"stop_reason\":\"");
+    snprintf (reason, rcap, "%.*s", (int) strcspn (r, "\""), r);
+    return true;
+}
+
+//  Joins the pieces of prompt I in the CLI's tagged output ("[i] " at the
+//  start of the output or of a line begins a piece; the newline the CLI
+//  puts before a tag is not text).
+static void
+s_tagged_text (const char *out, int i, char *text, size_t cap)
+{
+    size_t n = 0;
+    int cur = -1;
+    for (const char *p = out; *p; ) {
+        int idx = -1, used = 0;
+        if ((p == out || p [-1] == '\n') && sscanf (p, "[%d] %n", &idx, &used) == 1 && used) {
+            if (n && cur == i && text [n - 1] == '\n')
+                n--;
+            cur = idx;
+            p += used;
+            continue;
+        }
+        if (cur == i && n + 1 < cap)
+            text [n++] = *p;
+        p++;
+    }
+    text [n] = 0;
+}
+
+//  Three prompts in one job: each one's greedy tokens and stop reason are
+//  those of the prompt run alone (one stops at the stop string, the
+//  others at max_tokens or EOS, each on its own), the text streams tagged
+//  with the prompt's index, and repeated --prompt works like arguments.
+Test (generate, batched_prompts_match_alone, .fini = s_fini, .timeout = 600) {
+    TST_LLM_REQUIRE (model);
+    s_up ();
+    const char *prompts [3] = { "What is the capital of France?", "Write a haiku about the sea.",
+                                "Say hello." };
+    char alone [3][1024], alone_reason [3][32];
+    itest_run_t *r = &s_run;
+    for (int i = 0; i < 3; i++) {
+        itest_rxq (r, 300000, "--broker", s_endpoint, "--json", "generate", "--model", model,
+                   "--temp", "0", "--max-tokens", "12", "--stop", "Paris", prompts [i]);
+        cr_assert_eq (r->code, 0, "%s", r->err);
+        cr_assert (s_nth_tokens (r->out, 0, alone [i], sizeof alone [i], alone_reason [i],
+                                 sizeof alone_reason [i]), "%s", r->out);
+        cr_log_info ("alone %d: %s (%s)", i, alone [i], alone_reason [i]);
+    }
+    cr_expect_str_eq (alone_reason [0], "stop");
+    cr_expect_str_eq (alone_reason [1], "max_tokens");
+    itest_rxq (r, 300000, "--broker", s_endpoint, "--json", "generate", "--model", model,
+               "--temp", "0", "--max-tokens", "12", "--stop", "Paris", prompts [0], prompts [1],
+               prompts [2]);
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_expect (strstr (r->out, "\"results\":["), "%s", r->out);
+    for (int i = 0; i < 3; i++) {
+        char tokens [1024], reason [32];
+        cr_assert (s_nth_tokens (r->out, i, tokens, sizeof tokens, reason, sizeof reason),
+                   "result %d missing: %s", i, r->out);
+        cr_expect_str_eq (tokens, alone [i], "prompt %d: batched %s, alone %s", i, tokens,
+                          alone [i]);
+        cr_expect_str_eq (reason, alone_reason [i], "prompt %d stopped by %s, alone by %s", i,
+                          reason, alone_reason [i]);
+    }
+    //  The text as it streams: each piece tagged with its prompt.
+    itest_rxq (r, 300000, "--broker", s_endpoint, "generate", "--model", model, "--temp", "0",
+               "--max-tokens", "12", "--stop", "Paris", "--prompt", prompts [0], "--prompt",
+               prompts [1]);
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    char text0 [1024];
+    s_tagged_text (r->out, 0, text0, sizeof text0);
+    cr_expect_str_eq (text0, "The capital of France is ", "%s", r->out);
+    cr_expect (!strncmp (r->out, "[0] ", 4) && strstr (r->out, "\n[1] "), "%s", r->out);
+    cr_expect (strstr (r->err, "[0] ") && strstr (r->err, "stopped by stop")
+               && strstr (r->err, "2 prompts"), "%s", r->err);
+}
+
+//  Cancel reaches a batched generation too.
+Test (generate, cancel_batched_generation, .fini = s_fini, .timeout = 600) {
+    TST_LLM_REQUIRE (model);
+    s_up ();
+    char program [512];
+    itest_program ("rxq", program, sizeof program);
+    char *argv [] = { program, "--broker", s_endpoint, "generate", "--model", (char *) model,
+                      "--max-tokens", "4000", "--seed", "3", "--raw", "Chapter 1.",
+                      "Chapter 2.", "Chapter 3.", NULL };
+    itest_proc_t *gen = itest_spawn ("generate", argv, NULL);
+    int64_t deadline = itest_now_ms () + 120000;
+    char log [65536] = "";
+    while (itest_now_ms () < deadline) {
+        itest_read_file (gen->log, log, sizeof log);
+        if (strstr (log, "[0] ") && strstr (log, "[2] ") && strlen (log) > 60)
+            break;
+        itest_sleep_ms (200);
+    }
+    cr_assert (strstr (log, "[0] ") && strstr (log, "[2] "), "tagged text streams: '%s'", log);
+    itest_run_t *r = &s_run;
+    itest_rxq (r, 10000, "--broker", s_endpoint, "jobs");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    char id [80] = "";
+    for (char *line = strtok (r->out, "\n"); line; line = strtok (NULL, "\n"))
+        if (strstr (line, "generate") && strstr (line, "leased"))
+            sscanf (line, "%79s", id);
+    cr_assert (id [0], "a leased generate job is listed");
+    itest_rxq (r, 10000, "--broker", s_endpoint, "cancel", id);
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    int status = 0;
+    cr_assert (itest_wait_exit (gen, 30000, &status), "generate ends soon after the cancel");
+    cr_expect (WIFEXITED (status) && WEXITSTATUS (status) == 1, "exit 1; log: %s", itest_log (gen));
+    cr_expect (strstr (itest_log (gen), "cancelled"), "%s", itest_log (gen));
+}
+
 Test (generate, bad_models_are_named, .fini = s_fini, .timeout = 600) {
     TST_LLM_REQUIRE (model);
     s_up ();
@@ -128,4 +259,12 @@ Test (generate, bad_models_are_named, .fini = s_fini, .timeout = 600) {
     itest_rxq (r, 10000, "--broker", s_endpoint, "generate", "--model", model, "--top-p", "0", "x");
     cr_expect_eq (r->code, 64, "%s", r->err);
     itest_assert_one_error_line (r);
+
+    //  Several prompts: one too long is named by its index (the array's
+    //  types are checked by cmn_kind: tests/common/test_cmn_kind.c).
+    itest_rxq (r, 120000, "--broker", s_endpoint, "generate", "--model", model, "--raw", "hi",
+               prompt);
+    cr_expect_eq (r->code, 1, "%s", r->err);
+    itest_assert_one_error_line (r);
+    cr_expect (strstr (r->err, "prompt 1 is") && strstr (r->err, "tokens long"), "%s", r->err);
 }

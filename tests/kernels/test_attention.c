@@ -18,6 +18,7 @@
  *  |o - ref| <= (2 e_w + 2 n_kv u + 2.5 ulp) V + u |ref|, u = 2^-24.
  */
 #include "kernels/kernel_test.h"
+#include <string.h>
 
 #define ULP (2 * KT_U)
 
@@ -113,6 +114,66 @@ Test (attention, decode_and_prompt_after_past)
         s_run (2, 2, 5, 256, 9, 20, seed + 20);
         s_run (3, 1, 2, 4, 1, 3, seed + 30);
     }
+}
+
+//  A window of a batch (q_rows, q_off) over one sequence's cache among
+//  several (kv_off) gives exactly what a plain launch on copies of those
+//  rows gives, and leaves the batch's other rows of O alone.
+Test (attention, window_of_a_batch_matches_plain_launch)
+{
+    const int H = 4, Hkv = 2, D = 64, ctx = 40, R = 7, t0 = 2, n = 3, n_past = 20, seq = 1;
+    const size_t nq_big = (size_t) H * R * D, nkv1 = (size_t) Hkv * ctx * D;
+    const size_t nq = (size_t) H * n * D;
+    float *Q = kt_alloc (nq_big * sizeof *Q), *K = kt_alloc (2 * nkv1 * sizeof *K);
+    float *V = kt_alloc (2 * nkv1 * sizeof *V), *q = kt_alloc (nq * sizeof *q);
+    float *O = kt_alloc (nq_big * sizeof *O);
+    wrk_ref_fill (Q, nq_big, 5, -2.0f, 2.0f);
+    wrk_ref_fill (K, 2 * nkv1, 6, -2.0f, 2.0f);
+    wrk_ref_fill (V, 2 * nkv1, 7, -1.0f, 3.0f);
+    for (int h = 0; h < H; h++)
+        memcpy (q + (size_t) h * n * D, Q + ((size_t) h * R + t0) * D, (size_t) n * D * 4);
+    for (size_t i = 0; i < nq_big; i++)
+        O [i] = -7.0f;
+    const wrk_attn_t plain = { .n_q_heads = H, .n_kv_heads = Hkv, .n_tokens = n,
+                               .head_dim = D, .ctx = ctx, .n_past = n_past, .scale = 0.125f };
+    wrk_attn_t win = plain;
+    win.q_rows = R;
+    win.q_off = (size_t) t0 * D;
+    win.kv_off = (size_t) seq * nkv1;
+    cl_mem dQ = kt_in (Q, nq_big * sizeof *Q), dq = kt_in (q, nq * sizeof *q);
+    cl_mem dK = kt_in (K, 2 * nkv1 * sizeof *K), dV = kt_in (V, 2 * nkv1 * sizeof *V);
+    cl_mem dK1 = kt_in (K + nkv1, nkv1 * sizeof *K), dV1 = kt_in (V + nkv1, nkv1 * sizeof *V);
+    cl_mem dO = kt_in (O, nq_big * sizeof *O), dOp = kt_out (nq);
+    KT_OK (wrk_kernels_attention (kt_dev, dQ, dK, dV, dO, &win, NULL, err));
+    KT_OK (wrk_kernels_attention (kt_dev, dq, dK1, dV1, dOp, &plain, NULL, err));
+    float *got = kt_alloc (nq_big * sizeof *got), *want = kt_result (dOp, nq);
+    cr_assert_eq (clEnqueueReadBuffer (wrk_device_queue (kt_dev), dO, CL_TRUE, 0,
+                                       nq_big * sizeof *got, got, 0, NULL, NULL), CL_SUCCESS);
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < R; t++)
+            for (int d = 0; d < D; d++) {
+                const float g = got [((size_t) h * R + t) * D + d];
+                if (t >= t0 && t < t0 + n)
+                    cr_assert_eq (g, want [((size_t) h * n + t - t0) * D + d],
+                                  "head %d row %d dim %d", h, t, d);
+                else
+                    cr_assert_eq (g, -7.0f, "head %d row %d outside the window written", h, t);
+            }
+    win.q_rows = n - 1;         // fewer rows between heads than queries
+    KT_FAILS (RXQ_E_INVAL, wrk_kernels_attention (kt_dev, dQ, dK, dV, dO, &win, NULL, err));
+    win.q_rows = R;
+    win.kv_off = 2 * nkv1;      // past the end of the caches
+    KT_FAILS (RXQ_E_INVAL, wrk_kernels_attention (kt_dev, dQ, dK, dV, dO, &win, NULL, err));
+    cl_mem m [] = { dQ, dq, dK, dV, dK1, dV1, dO, dOp };
+    for (size_t i = 0; i < sizeof m / sizeof m [0]; i++)
+        clReleaseMemObject (m [i]);
+    free (got);
+    free (want);
+    free (Q);
+    free (K);
+    free (V);
+    free (q);
+    free (O);
 }
 
 Test (attention, rejects_bad_arguments)

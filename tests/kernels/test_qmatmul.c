@@ -181,14 +181,21 @@ s_qmm_override (int wgs, int rows, int unit)
     msgpack_sbuffer_destroy (&sb);
 }
 
-//  Both GEMV schemes on whatever device runs the tests: the sliced one
-//  (GEMV_UNIT=0, the GPU rows) and the per-unit one (1, the CPU row), with
-//  groups wider than a row's slices, row counts that are not multiples of
-//  GEMV_ROWS (the clamped tail rows), and several slices per work-item.
+//  Every GEMV scheme on whatever device runs the tests: the sliced one
+//  (GEMV_UNIT=0, the GPU rows), the per-unit one (1, the CPU row) and the
+//  team one (2), with groups wider than a row's slices, row counts that
+//  are not multiples of GEMV_ROWS (the clamped tail rows), and several
+//  slices per work-item. For the team scheme: one team (16 x 3), more
+//  teams than rows (256 x 4: 8 teams), uneven rows per team (64 x 5),
+//  teams smaller than 16 slices (4 x 8), and columns that end inside a
+//  chunk (2336 and 2560 columns: 292 and 160 slices, chunks of 128 at
+//  256 x 16 and 64 x 5).
 Test (qmatmul, gemv_both_schemes_match_dequantized_reference)
 {
     static const int cfg [][3] = {
         { 16, 3, 0 }, { 64, 1, 0 }, { 4, 8, 0 }, { 256, 4, 0 }, { 32, 2, 1 },
+        { 16, 3, 2 }, { 256, 4, 2 }, { 64, 5, 2 }, { 4, 8, 2 }, { 256, 16, 2 },
+        { 1, 2, 2 },
     };
     for (size_t c = 0; c < sizeof cfg / sizeof cfg [0]; c++) {
         s_qmm_override (cfg [c][0], cfg [c][1], cfg [c][2]);

@@ -1,5 +1,5 @@
-/*  test_wrk_farm: the bench.gemm, bench.gemv, bench.kernels and tune
- *  runners on the test device (PoCL in CI) at small sizes: each returns a
+/*  test_wrk_farm: the bench.gemm, bench.gemv, bench.kernels, bench.llm
+ *  and tune runners on the test device (PoCL in CI) at small sizes: each returns a
  *  record with every field of wrk_farm.h, and a set stop flag ends each
  *  with RXQ_E_CANCELLED.
  */
@@ -9,9 +9,11 @@
 #include <string.h>
 #include "wrk_device.h"
 #include "wrk_farm.h"
+#include "wrk_bench_llm.h"
 #include "wrk_job.h"
 #include "wrk_tune.h"
 #include "cmn_codec.h"
+#include "support/tst_llm.h"
 
 typedef struct {
     msgpack_sbuffer params_buf; // packed parameters
@@ -208,6 +210,63 @@ Test (wrk_farm, bench_kernels_record)
     s_job_init (&j, dev, "scale", "u:1", "reps", "u:1", NULL);
     cr_assert_eq (wrk_farm_bench_kernels (&j.job), 0, "%s", j.job.err.msg);
     s_check_record (&j, "bench.kernels", "attention_f32", "scale");
+    s_job_free (&j);
+    wrk_device_destroy (&dev);
+}
+
+//  bench.llm with the real SmolLM2 at a small pp/tg: the complete record,
+//  llama-bench's figures, and kernel-class shares that add up to 1.
+Test (wrk_farm, bench_llm_record, .timeout = 600)
+{
+    TST_LLM_REQUIRE (model);
+    wrk_device_t *dev = s_open ();
+    char mv [4200];
+    snprintf (mv, sizeof mv, "s:%s", model);
+    s_job_t j;
+    s_job_init (&j, dev, "model", mv, "pp", "u:32", "tg", "u:8", "reps", "u:1", NULL);
+    cr_assert_eq (wrk_bench_llm_job (&j.job), 0, "%s", j.job.err.msg);
+    s_check_record (&j, "bench.llm", "matmul", "pp");
+    cmn_body_t body;
+    cmn_err_t err = { 0 };
+    cr_assert_eq (cmn_body_decode (&body, j.result_buf.data, j.result_buf.size,
+                                   &cmn_codec_limits_default, &err), 0, "%s", err.msg);
+    const msgpack_object *fig = s_map (&body.root, "figures");
+    const double pp_tps = s_number (fig, "pp_tps"), tg_tps = s_number (fig, "tg_tps");
+    cr_log_info ("bench.llm pp32 %.1f tok/s, tg8 %.1f tok/s", pp_tps, tg_tps);
+    cr_expect (pp_tps > 0 && tg_tps > 0);
+    cr_expect_float_eq (s_number (fig, "pp_ms"), 32 * 1e3 / pp_tps, 1e-6);
+    cr_expect_float_eq (s_number (fig, "tg_ms"), 8 * 1e3 / tg_tps, 1e-6);
+    const char *classes [] = { "share_matmul", "share_norm", "share_rope", "share_attention",
+                               "share_elementwise", "share_copy" };
+    double sum = 0;
+    for (int i = 0; i < 6; i++)
+        sum += s_number (fig, classes [i]);
+    cr_expect_float_eq (sum, 1.0, 1e-9);
+    cr_expect_gt (s_number (fig, "share_matmul"), 0.3, "matmul dominates");
+    cr_expect_gt (s_number (fig, "bytes_per_token"), 7e7, "SmolLM2 Q4_1 reads > 70 MB a token");
+    char text [4200];
+    cr_assert_eq (cmn_codec_get_cstr (s_map (&body.root, "params"), "model", text, sizeof text,
+                                      &err), 0);
+    cr_expect_str_eq (text, model);
+    cmn_body_free (&body);
+    s_job_free (&j);
+
+    //  pp beyond the model's 8192-token context; a file that is not there.
+    s_job_init (&j, dev, "model", mv, "pp", "u:8193", NULL);
+    cr_expect_eq (wrk_bench_llm_job (&j.job), -1);
+    cr_expect_eq (j.job.err.code, RXQ_E_PARAM, "%s", j.job.err.msg);
+    cr_expect_eq (j.result_buf.size, 0);
+    s_job_free (&j);
+    s_job_init (&j, dev, "model", "s:/nonexistent/m.gguf", NULL);
+    cr_expect_eq (wrk_bench_llm_job (&j.job), -1);
+    cr_expect_eq (j.job.err.code, RXQ_E_IO, "%s", j.job.err.msg);
+    s_job_free (&j);
+    //  A stop ends it with nothing packed.
+    s_job_init (&j, dev, "model", mv, "pp", "u:32", "tg", "u:8", NULL);
+    atomic_store (&j.stop, RXQ_E_CANCELLED);
+    cr_expect_eq (wrk_bench_llm_job (&j.job), -1);
+    cr_expect_eq (j.job.err.code, RXQ_E_CANCELLED, "%s", j.job.err.msg);
+    cr_expect_eq (j.result_buf.size, 0);
     s_job_free (&j);
     wrk_device_destroy (&dev);
 }

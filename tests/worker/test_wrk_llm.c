@@ -158,6 +158,100 @@ Test (llm, haiku_prompt_matches_numpy) { s_check_prompt (4, 64); }
 Test (llm, chunked_prompt_matches_numpy) { s_check_prompt (1, 5); }
 Test (llm, token_by_token_matches_numpy) { s_check_prompt (1, 1); }
 
+//  Several sequences in one batch: the five reference prompts (9..37
+//  tokens) go through one wrk_llm_eval_batch in chunks of 32 rows, so
+//  chunks mix sequences and prompts span chunks; then greedy decoding
+//  advances every live sequence by one token per batched step, each
+//  stopping after its own count (8 + 2 i tokens), so the batch shrinks.
+//  Each sequence's logits must match numpy within LLM_TOL_ABS and its
+//  tokens must be those of the same prompt run alone (wrk_llm_eval on a
+//  one-sequence object) and numpy's.
+#define LLM_BATCH_SEQS 5
+
+Test (llm, batched_sequences_match_alone) {
+    cmn_err_t err = { 0 };
+    s_ref_t r [LLM_BATCH_SEQS];
+    int32_t alone [LLM_BATCH_SEQS][LLM_GREEDY_N], batched [LLM_BATCH_SEQS][LLM_GREEDY_N];
+    int want_n [LLM_BATCH_SEQS];
+    float *logits = malloc ((size_t) LLM_BATCH_SEQS * 49152 * sizeof (float));
+    cr_assert (logits);
+    for (int i = 0; i < LLM_BATCH_SEQS; i++) {
+        s_ref (i, &r [i]);
+        want_n [i] = 8 + 2 * i;
+        wrk_llm_t *llm = wrk_llm_new (s_dev, s_model, 256, 32, &err);
+        cr_assert (llm, "%s", err.msg);
+        cr_assert_eq (wrk_llm_eval (llm, r [i].prompt, r [i].n_prompt, logits, NULL, NULL,
+                                    &err), 0, "%s", err.msg);
+        for (int k = 0; k < want_n [i]; k++) {
+            alone [i][k] = s_argmax (logits, 49152);
+            if (k + 1 < want_n [i])
+                cr_assert_eq (wrk_llm_eval (llm, &alone [i][k], 1, logits, NULL, NULL, &err), 0,
+                              "%s", err.msg);
+        }
+        wrk_llm_destroy (&llm);
+    }
+    wrk_llm_t *llm = wrk_llm_new_seqs (s_dev, s_model, 256, 32, LLM_BATCH_SEQS, &err);
+    cr_assert (llm, "%s", err.msg);
+    cr_expect_eq (wrk_llm_n_seq (llm), LLM_BATCH_SEQS);
+    wrk_llm_batch_t b [LLM_BATCH_SEQS];
+    for (int i = 0; i < LLM_BATCH_SEQS; i++)
+        b [i] = (wrk_llm_batch_t) { .seq = i, .tokens = r [i].prompt, .n = r [i].n_prompt };
+    cr_assert_eq (wrk_llm_eval_batch (llm, b, LLM_BATCH_SEQS, logits, NULL, NULL, &err), 0,
+                  "%s", err.msg);
+    for (int i = 0; i < LLM_BATCH_SEQS; i++) {
+        float worst = 0;
+        for (int v = 0; v < 49152; v++)
+            worst = fmaxf (worst, fabsf (logits [(size_t) i * 49152 + v] - r [i].logits [v]));
+        cr_log_info ("%s in a batch of %d: max |logit - numpy| = %.5f", r [i].name,
+                     LLM_BATCH_SEQS, worst);
+        cr_expect_leq (worst, LLM_TOL_ABS, "%s: batched logits off numpy by %.4f", r [i].name,
+                       worst);
+        cr_expect_eq (wrk_llm_seq_past (llm, i), r [i].n_prompt);
+    }
+    //  Batched greedy steps; entry j of the batch is sequence seq [j].
+    int seq [LLM_BATCH_SEQS], row [LLM_BATCH_SEQS], n_live = LLM_BATCH_SEQS;
+    int n_gen [LLM_BATCH_SEQS] = { 0 };
+    for (int i = 0; i < LLM_BATCH_SEQS; i++)
+        seq [i] = row [i] = i;
+    while (n_live > 0) {
+        int n_next = 0;
+        for (int j = 0; j < n_live; j++) {
+            const int i = seq [j];
+            batched [i][n_gen [i]] = s_argmax (logits + (size_t) row [j] * 49152, 49152);
+            if (++n_gen [i] < want_n [i]) {
+                b [n_next] = (wrk_llm_batch_t) { .seq = i, .tokens = &batched [i][n_gen [i] - 1],
+                                                 .n = 1 };
+                seq [n_next] = i;
+                row [n_next] = n_next;
+                n_next++;
+            }
+        }
+        n_live = n_next;
+        if (n_live)
+            cr_assert_eq (wrk_llm_eval_batch (llm, b, n_live, logits, NULL, NULL, &err), 0,
+                          "%s", err.msg);
+    }
+    for (int i = 0; i < LLM_BATCH_SEQS; i++) {
+        for (int k = 0; k < want_n [i]; k++) {
+            cr_expect_eq (batched [i][k], alone [i][k], "%s: batched token %d is %d, alone %d",
+                          r [i].name, k, batched [i][k], alone [i][k]);
+            cr_expect_eq (batched [i][k], r [i].greedy [k], "%s: batched token %d is %d, "
+                          "numpy %d", r [i].name, k, batched [i][k], r [i].greedy [k]);
+        }
+        cr_expect_eq (wrk_llm_seq_past (llm, i), r [i].n_prompt + want_n [i] - 1);
+        free (r [i].logits);
+    }
+    //  A sequence's own context limit holds in a batch; nothing runs.
+    int32_t many [256] = { 0 };
+    b [0] = (wrk_llm_batch_t) { .seq = 0, .tokens = many, .n = 1 };
+    b [1] = (wrk_llm_batch_t) { .seq = 4, .tokens = many, .n = 256 };
+    cr_expect_eq (wrk_llm_eval_batch (llm, b, 2, logits, NULL, NULL, &err), -1);
+    cr_expect_eq (err.code, RXQ_E_LIMIT);
+    cr_expect_eq (wrk_llm_seq_past (llm, 0), r [0].n_prompt + want_n [0] - 1);
+    free (logits);
+    wrk_llm_destroy (&llm);
+}
+
 Test (llm, context_limits) {
     cmn_err_t err = { 0 };
     cr_expect_null (wrk_llm_new (s_dev, s_model, 8193, 8, &err));
