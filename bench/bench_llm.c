@@ -7,7 +7,7 @@
  *  tiny) and weight type (--type q4_0, q4_1 or q8_0) to --write PATH (or
  *  a temporary file it deletes): every hyper-parameter, tensor name and
  *  shape is the real model's, the weights are random blocks with a small
- *  scale, the vocabulary is placeholder tokens. Such a file loads through
+ *  scale, the vocabulary is generated tokens ("t0", "t1", ...). Such a file loads through
  *  the same cmn_llama_model / wrk_llm_weights path as a real one.
  *
  *  Then, on --device SEL (default: the first GPU, else any device):

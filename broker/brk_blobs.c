@@ -213,21 +213,9 @@ s_record (brk_blobs_t *self, const char *hash, uint64_t size)
 //  ---------------------------------------------------------------------
 //  Replies
 
-typedef struct {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} s_body_t;
-
-static void
-s_body_init (s_body_t *b)
-{
-    msgpack_sbuffer_init (&b->sb);
-    msgpack_packer_init (&b->pk, &b->sb, msgpack_sbuffer_write);
-}
-
 //  Sends [identity][empty][RXQC01][cmd][body][data?]; takes DATA.
 static void
-s_send (zsock_t *router, zframe_t *identity, int cmd, s_body_t *b, zframe_t **data)
+s_send (zsock_t *router, zframe_t *identity, int cmd, cmn_packbuf_t *b, zframe_t **data)
 {
     zmsg_t *m = zmsg_new ();
     uint8_t c = (uint8_t) cmd;
@@ -254,8 +242,8 @@ s_error (zsock_t *router, zframe_t *identity, uint64_t req, int code, const char
     va_start (ap, fmt);
     vsnprintf (msg, sizeof msg, fmt, ap);
     va_end (ap);
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 4);
     cmn_pack_kv_uint (&b.pk, "req", req);
     cmn_pack_kv_uint (&b.pk, "code", (uint64_t) code);
@@ -409,8 +397,8 @@ s_on_put (brk_blobs_t *self, zsock_t *router, zframe_t *identity, uint64_t req,
         }
         zhashx_insert (self->uploads, key, u);
     }
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, exists ? 4 : 6);
     cmn_pack_kv_uint (&b.pk, "req", req);
     cmn_pack_kv_str (&b.pk, "hash", hash);
@@ -498,8 +486,8 @@ s_on_data (brk_blobs_t *self, zsock_t *router, zframe_t *identity, uint64_t req,
     uint64_t received = u->received;
     if (complete)
         zhashx_delete (self->uploads, key);
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 4);
     cmn_pack_kv_uint (&b.pk, "req", req);
     cmn_pack_kv_str (&b.pk, "hash", hash);
@@ -571,8 +559,8 @@ s_on_get (brk_blobs_t *self, zsock_t *router, zframe_t *identity, uint64_t req,
         zframe_destroy (&data);
         return;
     }
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 5);
     cmn_pack_kv_uint (&b.pk, "req", req);
     cmn_pack_kv_str (&b.pk, "hash", hash);

@@ -134,23 +134,11 @@ brk_config_defaults (brk_config_t *cfg)
 }
 
 //  ---------------------------------------------------------------------
-//  Building and sending messages
-
-typedef struct {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} s_body_t;
-
-static void
-s_body_init (s_body_t *b)
-{
-    msgpack_sbuffer_init (&b->sb);
-    msgpack_packer_init (&b->pk, &b->sb, msgpack_sbuffer_write);
-}
+//  Building and sending messages (bodies are cmn_packbuf_t)
 
 //  Builds [identity][empty][header][cmd][body] and frees the body buffer.
 static zmsg_t *
-s_msg (zframe_t *identity, const char *header, int cmd, s_body_t *b)
+s_msg (zframe_t *identity, const char *header, int cmd, cmn_packbuf_t *b)
 {
     zmsg_t *m = zmsg_new ();
     uint8_t c = (uint8_t) cmd;
@@ -184,8 +172,8 @@ static void
 s_client_error (brk_broker_t *self, zframe_t *identity, uint64_t req, int code,
                 const char *message)
 {
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 4);
     cmn_pack_kv_uint (&b.pk, "req", req);
     cmn_pack_kv_uint (&b.pk, "code", (uint64_t) code);
@@ -195,7 +183,7 @@ s_client_error (brk_broker_t *self, zframe_t *identity, uint64_t req, int code,
 }
 
 static void
-s_worker_send (brk_broker_t *self, s_worker_t *w, int cmd, s_body_t *b, bool later)
+s_worker_send (brk_broker_t *self, s_worker_t *w, int cmd, cmn_packbuf_t *b, bool later)
 {
     zmsg_t *m = s_msg (w->identity, RXQ_PROTO_WORKER, cmd, b);
     w->last_send_ms = s_now ();
@@ -209,8 +197,8 @@ s_worker_send (brk_broker_t *self, s_worker_t *w, int cmd, s_body_t *b, bool lat
 static void
 s_disconnect (brk_broker_t *self, zframe_t *identity, int code, const char *reason)
 {
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 2);
     cmn_pack_kv_uint (&b.pk, "code", (uint64_t) code);
     cmn_pack_kv_str (&b.pk, "reason", reason);
@@ -271,13 +259,13 @@ s_write_touched (brk_broker_t *self)
 //  PARTIAL to watchers that asked for events. EXTRA holds N more key/value
 //  pairs already packed (may be NULL).
 static void
-s_event (brk_broker_t *self, brk_job_t *job, const char *type, const s_body_t *extra,
+s_event (brk_broker_t *self, brk_job_t *job, const char *type, const cmn_packbuf_t *extra,
          uint32_t n)
 {
     char eid [48];
     snprintf (eid, sizeof eid, "%" PRIu64 "-%" PRIu64, self->epoch, ++self->event_counter);
-    s_body_t ev;
-    s_body_init (&ev);
+    cmn_packbuf_t ev;
+    cmn_packbuf_init (&ev);
     msgpack_pack_map (&ev.pk, 3 + n);
     cmn_pack_kv_str (&ev.pk, "eid", eid);
     cmn_pack_kv_str (&ev.pk, "type", type);
@@ -293,8 +281,8 @@ s_event (brk_broker_t *self, brk_job_t *job, const char *type, const s_body_t *e
         for (brk_watcher_t *w = zlist_first (job->watchers); w; w = zlist_next (job->watchers)) {
             if (!w->events)
                 continue;
-            s_body_t b;
-            s_body_init (&b);
+            cmn_packbuf_t b;
+            cmn_packbuf_init (&b);
             msgpack_pack_map (&b.pk, 3);
             cmn_pack_kv_uint (&b.pk, "req", w->req);
             cmn_pack_kv_str (&b.pk, "id", job->id);
@@ -311,8 +299,8 @@ static void
 s_event_str (brk_broker_t *self, brk_job_t *job, const char *type, const char *key,
              const char *value)
 {
-    s_body_t x;
-    s_body_init (&x);
+    cmn_packbuf_t x;
+    cmn_packbuf_init (&x);
     cmn_pack_kv_str (&x.pk, key, value);
     s_event (self, job, type, &x, 1);
     msgpack_sbuffer_destroy (&x.sb);
@@ -321,8 +309,8 @@ s_event_str (brk_broker_t *self, brk_job_t *job, const char *type, const char *k
 static void
 s_event_error (brk_broker_t *self, brk_job_t *job, const char *type)
 {
-    s_body_t x;
-    s_body_init (&x);
+    cmn_packbuf_t x;
+    cmn_packbuf_init (&x);
     cmn_pack_key (&x.pk, "error");
     msgpack_pack_map (&x.pk, 3);
     cmn_pack_kv_uint (&x.pk, "code", (uint64_t) job->error_code);
@@ -388,8 +376,8 @@ s_notify_final (brk_broker_t *self, brk_job_t *job)
         return;
     brk_watcher_t *w;
     while ((w = zlist_pop (job->watchers))) {
-        s_body_t b;
-        s_body_init (&b);
+        cmn_packbuf_t b;
+        cmn_packbuf_init (&b);
         msgpack_pack_map (&b.pk, 2);
         cmn_pack_kv_uint (&b.pk, "req", w->req);
         cmn_pack_key (&b.pk, "job");
@@ -458,8 +446,8 @@ s_commit_batch (brk_broker_t *self)
 {
     s_pending_ack_t *a;
     while ((a = zlist_pop (self->acks))) {
-        s_body_t b;
-        s_body_init (&b);
+        cmn_packbuf_t b;
+        cmn_packbuf_init (&b);
         if (a->wait && a->events) {
             //  5.1: the `accepted` event, already in the outbox, is the
             //  acknowledgement.
@@ -756,16 +744,16 @@ s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
     job->abort_sent_ms = 0;
     job->reason [0] = 0;
     zlist_append (w->jobs, job);
-    s_body_t x;
-    s_body_init (&x);
+    cmn_packbuf_t x;
+    cmn_packbuf_init (&x);
     cmn_pack_kv_str (&x.pk, "worker", w->name);
     cmn_pack_kv_uint (&x.pk, "attempt", job->attempt);
     s_event (self, job, "leased", &x, 2);
     msgpack_sbuffer_destroy (&x.sb);
     s_touch (self, job, false);
 
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 5);
     cmn_pack_kv_str (&b.pk, "id", job->id);
     cmn_pack_kv_uint (&b.pk, "attempt", job->attempt);
@@ -918,8 +906,8 @@ s_reclaim (brk_broker_t *self, s_worker_t *w, const msgpack_object *jobs)
             cmn_log_info ("worker %s reclaimed job %s attempt %" PRIu64, w->name, id, attempt);
         }
         else {
-            s_body_t b;
-            s_body_init (&b);
+            cmn_packbuf_t b;
+            cmn_packbuf_init (&b);
             msgpack_pack_map (&b.pk, 3);
             cmn_pack_kv_str (&b.pk, "id", id);
             cmn_pack_kv_uint (&b.pk, "attempt", attempt);
@@ -1069,8 +1057,8 @@ s_on_progress (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
         s_invalid (self, w->identity, "PROGRESS", err.msg);
         return;
     }
-    s_body_t x;
-    s_body_init (&x);
+    cmn_packbuf_t x;
+    cmn_packbuf_init (&x);
     cmn_pack_kv_uint (&x.pk, "attempt", attempt);
     cmn_pack_kv_double (&x.pk, "fraction", fraction);
     cmn_pack_kv_str (&x.pk, "message", message);
@@ -1312,8 +1300,8 @@ s_request_job (brk_broker_t *self, zframe_t *identity, uint64_t req,
 static void
 s_reply_job (brk_broker_t *self, zframe_t *identity, uint64_t req, brk_job_t *job)
 {
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 2);
     cmn_pack_kv_uint (&b.pk, "req", req);
     cmn_pack_key (&b.pk, "job");
@@ -1325,8 +1313,8 @@ static void
 s_reply_state (brk_broker_t *self, zframe_t *identity, uint64_t req, brk_job_t *job,
                bool later)
 {
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 3);
     cmn_pack_kv_uint (&b.pk, "req", req);
     cmn_pack_kv_str (&b.pk, "id", job->id);
@@ -1567,8 +1555,8 @@ s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_
             if (v->type != REDIS_REPLY_STRING
             ||  cmn_codec_check (v->str, v->len, &cmn_codec_limits_default, NULL))
                 continue;
-            s_body_t b;
-            s_body_init (&b);
+            cmn_packbuf_t b;
+            cmn_packbuf_init (&b);
             msgpack_pack_map (&b.pk, 3);
             cmn_pack_kv_uint (&b.pk, "req", req);
             cmn_pack_kv_str (&b.pk, "id", job->id);
@@ -1626,8 +1614,8 @@ s_on_cancel (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
             s_finish (self, job, BRK_CANCELLED);
         }
         else {
-            s_body_t b;
-            s_body_init (&b);
+            cmn_packbuf_t b;
+            cmn_packbuf_init (&b);
             msgpack_pack_map (&b.pk, 3);
             cmn_pack_kv_str (&b.pk, "id", job->id);
             cmn_pack_kv_uint (&b.pk, "attempt", job->attempt);
@@ -1745,8 +1733,8 @@ s_on_list (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_o
     }
     qsort (items, n, sizeof *items, s_list_cmp);
     size_t shown = n < limit ? n : (size_t) limit;
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 2);
     cmn_pack_kv_uint (&b.pk, "req", req);
     cmn_pack_key (&b.pk, "jobs");
@@ -1763,8 +1751,8 @@ s_on_list (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_o
 static void
 s_on_workers (brk_broker_t *self, zframe_t *identity, uint64_t req)
 {
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     msgpack_pack_map (&b.pk, 2);
     cmn_pack_kv_uint (&b.pk, "req", req);
     cmn_pack_key (&b.pk, "workers");
@@ -1819,8 +1807,8 @@ s_on_records (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpac
                         "Redis is unavailable; cannot read benchmark records");
         return;
     }
-    s_body_t b;
-    s_body_init (&b);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
     if (brk_farm_read (self->store, self->prefix, &q, req, &b.sb, &err)) {
         msgpack_sbuffer_destroy (&b.sb);
         if (!brk_store_ok (self->store))
@@ -2005,8 +1993,8 @@ s_deadlines (brk_broker_t *self, int64_t grace)
         &&  unix_now > job->started_ms + (int64_t) job->timeout_ms + grace) {
             s_worker_t *w = s_worker_of (self, job);
             if (w && !job->abort_sent_ms) {
-                s_body_t b;
-                s_body_init (&b);
+                cmn_packbuf_t b;
+                cmn_packbuf_init (&b);
                 msgpack_pack_map (&b.pk, 3);
                 cmn_pack_kv_str (&b.pk, "id", job->id);
                 cmn_pack_kv_uint (&b.pk, "attempt", job->attempt);

@@ -514,3 +514,11 @@ cmn_codec_to_json (const msgpack_object *obj)
     }
     return text;
 }
+
+void
+cmn_packbuf_init (cmn_packbuf_t *self)
+{
+    assert (self);
+    msgpack_sbuffer_init (&self->sb);
+    msgpack_packer_init (&self->pk, &self->sb, msgpack_sbuffer_write);
+}

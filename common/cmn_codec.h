@@ -78,6 +78,16 @@ int cmn_codec_get_array (const msgpack_object *map, const char *key,
 //  True when OBJ is a str equal to TEXT.
 bool cmn_codec_str_eq (const msgpack_object *obj, const char *text);
 
+//  A growing buffer with its packer, for building one message body:
+//  cmn_packbuf_init, pack into .pk, send .sb.data/.sb.size, then
+//  msgpack_sbuffer_destroy (&.sb).
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} cmn_packbuf_t;
+
+void cmn_packbuf_init (cmn_packbuf_t *self);
+
 //  Packing shorthands for map entries with string keys.
 void cmn_pack_cstr (msgpack_packer *pk, const char *text);
 void cmn_pack_key (msgpack_packer *pk, const char *key);
