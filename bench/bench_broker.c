@@ -65,8 +65,10 @@ s_send_submit (zsock_t *s, uint64_t req)
 }
 
 //  Measures how many jobs' worth of the broker's Redis writes this Redis
-//  takes per second: per job, three HSETs of a job hash, three XADDs and
-//  two ZADD/ZREM pairs (submit, lease, finish), pipelined in batches.
+//  takes per second: per job, three HSETs of a job hash and three XADDs
+//  (submit, lease, finish), and per batch of 1,000 jobs two state moves of
+//  them all, each one ZREM and one ZADD with every member (brk_sets),
+//  pipelined.
 static double
 s_redis_ceiling (const char *host, int port, int jobs)
 {
@@ -94,12 +96,37 @@ s_redis_ceiling (const char *host, int port, int jobs)
                 redisAppendCommand (c, "XADD %s MAXLEN ~ 1000 %s e %b", ev, eid, "\x82\xa3""eid", 5);
                 n += 2;
             }
-            for (int t = 0; t < 2; t++) {
-                redisAppendCommand (c, "ZREM rxq:benchceil:state:queued %s", id);
-                redisAppendCommand (c, "ZADD rxq:benchceil:state:leased %d %s", i, id);
-                n += 2;
-            }
         }
+        //  The batch's state moves: queued -> leased -> succeeded.
+        static const char *sets [] = { "rxq:benchceil:state:queued",
+                                       "rxq:benchceil:state:leased",
+                                       "rxq:benchceil:state:succeeded" };
+        static char ids [1000][16], scores [1000][16];
+        static const char *argv [2 + 2 * 1000];
+        static size_t lens [2 + 2 * 1000];
+        const int members = done + batch <= jobs ? batch : jobs - done;
+        for (int i = 0; i < members; i++) {
+            snprintf (ids [i], sizeof ids [i], "%08x", done + i);
+            snprintf (scores [i], sizeof scores [i], "%d", done + i);
+        }
+        for (int t = 0; t < 2; t++)
+            for (int add = 0; add < 2; add++) {
+                int argc = 0;
+                argv [argc] = add ? "ZADD" : "ZREM";
+                lens [argc++] = 4;
+                argv [argc] = sets [t + add];
+                lens [argc++] = strlen (sets [t + add]);
+                for (int i = 0; i < members; i++) {
+                    if (add) {
+                        argv [argc] = scores [i];
+                        lens [argc++] = strlen (scores [i]);
+                    }
+                    argv [argc] = ids [i];
+                    lens [argc++] = strlen (ids [i]);
+                }
+                redisAppendCommandArgv (c, argc, argv, lens);
+                n++;
+            }
         for (int i = 0; i < n; i++) {
             void *r = NULL;
             if (redisGetReply (c, &r) != REDIS_OK) {

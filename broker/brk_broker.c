@@ -1,6 +1,7 @@
 /*  brk_broker: see brk_broker.h for the loop and proto/rxq-protocol.md for
  *  the messages. Section numbers in comments refer to the protocol. */
 #include "brk_broker.h"
+#include "brk_sets.h"
 #include "brk_blobs.h"
 #include "brk_farm.h"
 #include "brk_job.h"
@@ -100,6 +101,7 @@ struct _brk_broker_t {
     zlist_t *acks;              // s_pending_ack_t *
     zlist_t *leases;            // s_pending_lease_t *
     zlist_t *touched;           // brk_job_t * written in this batch
+    brk_sets_t *sets;           // their state-set moves (brk_sets)
     int64_t next_heartbeat_ms;  // monotonic ms of the next heartbeat pass
     int64_t invalid_window_ms;  // start of the current log-rate window
     int invalid_logged;         // lines logged in the window
@@ -250,9 +252,10 @@ static void
 s_write_touched (brk_broker_t *self)
 {
     for (brk_job_t *job = zlist_first (self->touched); job; job = zlist_next (self->touched)) {
-        brk_job_persist (job, self->store, self->prefix, job->batch_params);
+        brk_job_persist (job, self->store, self->prefix, job->batch_params, self->sets);
         job->batch_params = false;
     }
+    brk_sets_append (self->sets, self->store, self->prefix);
 }
 
 //  Records event TYPE for JOB: appended to its Redis stream and sent as a
@@ -2192,8 +2195,10 @@ brk_broker_new (const brk_config_t *cfg, cmn_err_t *err)
     self->acks = zlist_new ();
     self->leases = zlist_new ();
     self->touched = zlist_new ();
+    self->sets = brk_sets_new ();
     if (!self->jobs || !self->keys || !self->workers || !self->queue || !self->delayed
-    ||  !self->orphans || !self->outbox || !self->acks || !self->leases || !self->touched) {
+    ||  !self->orphans || !self->outbox || !self->acks || !self->leases || !self->touched
+    ||  !self->sets) {
         cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
         brk_broker_destroy (&self);
         return NULL;
@@ -2280,6 +2285,7 @@ brk_broker_destroy (brk_broker_t **self_p)
     zlist_destroy (&self->acks);
     zlist_destroy (&self->leases);
     zlist_destroy (&self->touched);
+    brk_sets_destroy (&self->sets);
     zlist_destroy (&self->delayed);
     zlist_destroy (&self->orphans);
     zhashx_destroy (&self->workers);

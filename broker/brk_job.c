@@ -1,5 +1,6 @@
 /*  brk_job: see brk_job.h. */
 #include "brk_job.h"
+#include "brk_sets.h"
 #include "brk_store.h"
 #include "cmn_codec.h"
 #include "cmn_error.h"
@@ -178,7 +179,8 @@ brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
 }
 
 void
-brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool with_params)
+brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool with_params,
+                 brk_sets_t *sets)
 {
     char key [256], nums [12][24];
     snprintf (key, sizeof key, "%sjob:%s", prefix, self->id);
@@ -233,22 +235,24 @@ brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool w
         brk_store_appendv (store, argc, argv, lens);
 #undef ARG
 #undef ARGS
-    //  Move the id between state sets. The pipeline applies commands in
-    //  order, so once these are appended Redis will hold the new state;
-    //  when the batch fails the job is marked dirty and its next write
-    //  removes it from every other set.
+    //  Move the id between state sets, in SETS with the batch's other
+    //  moves (or at once, should SETS run out of memory). Once the batch
+    //  is written Redis holds the new state; when it fails the job is
+    //  marked dirty and its next write removes it from every other set.
     if (self->stored_state != self->state || self->dirty) {
         char set [256];
         for (int s = 0; s < BRK_STATE_COUNT; s++) {
             bool remove = self->dirty ? s != (int) self->state
                                       : s == (int) self->stored_state;
-            if (remove) {
+            if (remove && brk_sets_remove (sets, (brk_state_t) s, self->id) != 0) {
                 snprintf (set, sizeof set, "%sstate:%s", prefix, brk_state_name (s));
                 brk_store_append (store, "ZREM %s %s", set, self->id);
             }
         }
-        snprintf (set, sizeof set, "%sstate:%s", prefix, brk_state_name (self->state));
-        brk_store_append (store, "ZADD %s %" PRIu64 " %s", set, self->seq, self->id);
+        if (brk_sets_add (sets, self->state, self->seq, self->id) != 0) {
+            snprintf (set, sizeof set, "%sstate:%s", prefix, brk_state_name (self->state));
+            brk_store_append (store, "ZADD %s %" PRIu64 " %s", set, self->seq, self->id);
+        }
         self->stored_state = self->state;
     }
 }

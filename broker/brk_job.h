@@ -111,10 +111,12 @@ void brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief);
 
 //  Appends to the store's pipeline the commands that make Redis match the
 //  in-memory record: the hash (params only when WITH_PARAMS), and moving
-//  the id between state sets. PREFIX is "rxq:<cluster>:".
+//  the id between state sets, which goes into SETS (brk_sets) to be
+//  written with the batch's other moves. PREFIX is "rxq:<cluster>:".
 struct _brk_store_t;
+struct _brk_sets_t;
 void brk_job_persist (brk_job_t *self, struct _brk_store_t *store, const char *prefix,
-                      bool with_params);
+                      bool with_params, struct _brk_sets_t *sets);
 
 //  Fills a job from an HGETALL reply. Returns 0, or -1 when the reply is
 //  not a hash of a job (missing id/kind/state or malformed numbers).
