@@ -182,24 +182,7 @@ s_install_options (wrk_device_t *dev, const char *options, cmn_err_t *err)
     if (wrk_tune_parse_options (&t, WRK_TUNE_QMATMUL, options, err)
     ||  wrk_tune_validate (&t, err))
         return -1;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init (&sb);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 1);
-    msgpack_pack_str (&pk, 7);
-    msgpack_pack_str_body (&pk, "qmatmul", 7);
-    wrk_tune_pack_family (&t, WRK_TUNE_QMATMUL, &pk);
-    msgpack_zone zone;
-    msgpack_zone_init (&zone, 512);
-    msgpack_object obj;
-    size_t off = 0;
-    int rc = msgpack_unpack (sb.data, sb.size, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS
-           ? wrk_tune_set_override (dev, &obj, err)
-           : cmn_err_set (err, RXQ_E_PARAM, "cannot encode the options");
-    msgpack_zone_destroy (&zone);
-    msgpack_sbuffer_destroy (&sb);
-    return rc;
+    return wrk_tune_override_family (dev, &t, WRK_TUNE_QMATMUL, err);
 }
 
 int

@@ -6,6 +6,7 @@
 #include "wrk_bench.h"
 #include "wrk_kernels.h"
 #include "wrk_ref.h"
+#include "cmn_codec.h"
 #include "cmn_quant.h"
 #include "cmn_quant_blocks.h"
 #include <assert.h>
@@ -513,6 +514,26 @@ static s_override_t s_overrides [S_MAX_OVERRIDES];
 static pthread_mutex_t s_overrides_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int
+wrk_tune_override_family (wrk_device_t *dev, const wrk_tune_t *t, wrk_tune_family_t family,
+                          cmn_err_t *err)
+{
+    assert (dev && t && family >= 0 && family < WRK_TUNE_FAMILIES);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
+    msgpack_pack_map (&b.pk, 1);
+    cmn_pack_cstr (&b.pk, s_families [family].name);
+    wrk_tune_pack_family (t, family, &b.pk);
+    cmn_body_t entry;
+    int rc = cmn_body_decode (&entry, b.sb.data, b.sb.size, &cmn_codec_limits_default, err);
+    if (rc == 0) {
+        rc = wrk_tune_set_override (dev, &entry.root, err);
+        cmn_body_free (&entry);
+    }
+    msgpack_sbuffer_destroy (&b.sb);
+    return rc;
+}
+
+int
 wrk_tune_set_override (wrk_device_t *dev, const msgpack_object *entry, cmn_err_t *err)
 {
     assert (dev);
@@ -947,22 +968,7 @@ wrk_tune_search_qmatmul (wrk_device_t *dev, int type, int rows, int cols, int bu
         }
         //  Install the candidate as the device's override: the launcher
         //  takes its options from there.
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init (&sb);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_map (&pk, 1);
-        msgpack_pack_str (&pk, 7);
-        msgpack_pack_str_body (&pk, "qmatmul", 7);
-        wrk_tune_pack_family (&cand, WRK_TUNE_QMATMUL, &pk);
-        msgpack_zone zone;
-        msgpack_zone_init (&zone, 512);
-        msgpack_object obj;
-        size_t off = 0;
-        int set_rc = msgpack_unpack (sb.data, sb.size, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS
-                   ? wrk_tune_set_override (dev, &obj, &last) : -1;
-        msgpack_zone_destroy (&zone);
-        msgpack_sbuffer_destroy (&sb);
+        int set_rc = wrk_tune_override_family (dev, &cand, WRK_TUNE_QMATMUL, &last);
         if (set_rc)
             continue;
         uint64_t ns [3];

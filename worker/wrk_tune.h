@@ -129,6 +129,11 @@ void wrk_tune_device_key (const wrk_device_info_t *info, char *buf, size_t size)
 //  stays) or RXQ_E_LIMIT (more than 16 devices hold overrides).
 int wrk_tune_set_override (wrk_device_t *dev, const msgpack_object *entry, cmn_err_t *err);
 
+//  Installs FAMILY's parameters from T (and nothing else) as DEV's
+//  override, as wrk_tune_set_override does with {family: {...}}.
+int wrk_tune_override_family (wrk_device_t *dev, const wrk_tune_t *t, wrk_tune_family_t family,
+                              cmn_err_t *err);
+
 //  The set to use on DEV: its shipped row, its override if any, clamped.
 void wrk_tune_for_device (wrk_device_t *dev, wrk_tune_t *t);
 
