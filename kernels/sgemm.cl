@@ -93,14 +93,29 @@
 #define RTSN (TSN / WPTN)           // work-items along N
 #define WGS (RTSM * RTSN)           // work-group size
 
-typedef char sgemm_check_wptm [(TSM % WPTM == 0) ? 1 : -1];
-typedef char sgemm_check_wptn [(TSN % WPTN == 0) ? 1 : -1];
-typedef char sgemm_check_vw [((VW == 1) + (VW == 2) + (VW == 4) + (VW == 8) + (VW == 16))
-                             ? 1 : -1];
-typedef char sgemm_check_vwk [(DIRECT == 1 || TSK % VW == 0) ? 1 : -1];
-typedef char sgemm_check_vwn [(TSN % VW == 0) ? 1 : -1];
-typedef char sgemm_check_apad [(APAD >= 0) ? 1 : -1];
-typedef char sgemm_check_direct [(DIRECT == 0 || (DIRECT == 1 && WPTN % VW == 0)) ? 1 : -1];
+//  Checked by the preprocessor, so a bad combination fails the build with
+//  its reason (the host clamps and validates before it gets here).
+#if TSM % WPTM != 0
+#error "TSM must be a multiple of WPTM"
+#endif
+#if TSN % WPTN != 0
+#error "TSN must be a multiple of WPTN"
+#endif
+#if VW != 1 && VW != 2 && VW != 4 && VW != 8 && VW != 16
+#error "VW must be 1, 2, 4, 8 or 16"
+#endif
+#if DIRECT != 1 && TSK % VW != 0
+#error "TSK must be a multiple of VW"
+#endif
+#if TSN % VW != 0
+#error "TSN must be a multiple of VW"
+#endif
+#if APAD < 0
+#error "APAD must not be negative"
+#endif
+#if DIRECT != 0 && !(DIRECT == 1 && WPTN % VW == 0)
+#error "DIRECT=1 needs WPTN a multiple of VW"
+#endif
 
 #define SGEMM_CAT(a, b) a##b
 #define SGEMM_XCAT(a, b) SGEMM_CAT (a, b)
