@@ -86,6 +86,7 @@ typedef struct {
     char worker [128];          // its name
     char device [128];          // its device's name
     char job [RXQ_MAX_ID_LEN + 1];  // job id; "" when the submission failed
+    const char *pin;            // worker_id, or worker when no other has that name
 } s_run_t;
 
 //  Prints the summary line of a finished bench job.
@@ -190,6 +191,19 @@ s_run_on_workers (rxq_args_t *o, const cmn_kind_t *kind, const char *params,
             continue;
         nruns++;
     }
+    //  Pin each job by the worker's name when no other live worker has
+    //  it: a worker that loses the broker for a moment reconnects on a new
+    //  socket, with a new id, and a job pinned to the old id would wait
+    //  for its queue timeout. Names shared by several workers pin by id.
+    for (size_t i = 0; runs && i < nruns; i++) {
+        size_t same = 0;
+        for (uint32_t j = 0; j < workers->via.array.size; j++) {
+            char name [128] = "";
+            cmn_codec_get_cstr (&workers->via.array.ptr [j], "name", name, sizeof name, NULL);
+            same += strcmp (name, runs [i].worker) == 0;
+        }
+        runs [i].pin = runs [i].worker [0] && same == 1 ? runs [i].worker : runs [i].worker_id;
+    }
     cmn_body_free (&final);
     if (!runs) {
         rxq_client_destroy (&client);
@@ -217,7 +231,7 @@ s_run_on_workers (rxq_args_t *o, const cmn_kind_t *kind, const char *params,
         msgpack_sbuffer_write (&body, params ? params : "", params_len);
         cmn_pack_key (&pk, "require");
         msgpack_pack_map (&pk, 1);
-        cmn_pack_kv_str (&pk, "worker", runs [i].worker_id);
+        cmn_pack_kv_str (&pk, "worker", runs [i].pin);
         cmn_pack_kv_uint (&pk, "queue_timeout_ms", queue_timeout_ms);
         int rc = s_request (o, client, RXQ_CMD_SUBMIT, &body, &final);
         msgpack_sbuffer_destroy (&body);

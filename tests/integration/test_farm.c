@@ -15,7 +15,7 @@
 #include "cmn_codec.h"
 #include "support/tst_llm.h"
 
-static itest_run_t s_run;
+static itest_run_t s_run, s_run2;
 
 static void
 s_fini (void)
@@ -112,6 +112,14 @@ Test (farm, bench_on_every_worker_records_and_reports)
     cr_assert_eq (r->code, 0, "rxq bench --worker: %s\n%s", r->out, r->err);
     cr_assert_eq (s_count (r->out, "succeeded"), 1, "%s", r->out);
     cr_assert_eq (s_xlen (&c), 3);
+    //  Regression: jobs were pinned by worker id, which changes when a
+    //  worker reconnects after a moment without the broker (seen under a
+    //  loaded ASan run): the job then waited for its queue timeout. A
+    //  worker whose name is unique is now pinned by name.
+    char pinned [80] = "";
+    cr_assert_eq (sscanf (r->err, "%79[^:]:", pinned), 1, "%s", r->err);
+    itest_rxq (&s_run2, 10000, "--broker", c.endpoint, "--json", "status", pinned);
+    cr_assert (strstr (s_run2.out, "\"require\":{\"worker\":\"w1\"}"), "%s", s_run2.out);
 
     //  A job that fails (the worker refuses the quant type): exit 1, one
     //  line on stderr besides the job's, and no record.
