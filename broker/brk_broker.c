@@ -1539,12 +1539,17 @@ s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_
             s_client_error (self, identity, req, RXQ_E_PROTO, "'since' must be an event id");
             return;
         }
+    //  The batch is written before the job is looked up: writing it
+    //  forgets the jobs that ended in it, and a pointer taken before would
+    //  then dangle (a WATCH arriving in the turn its job ended added its
+    //  watcher to freed memory and never got a FINAL).
+    bool synced = s_sync_point (self);
     brk_job_t *temp = NULL;
     brk_job_t *job = s_request_job (self, identity, req, body, &temp);
     if (!job)
         return;
     //  Replay stored events after SINCE (exclusive), then stream live ones.
-    if (s_sync_point (self)) {
+    if (synced) {
         snprintf (range_start, sizeof range_start, "%s%s",
                   strcmp (since, "-") == 0 ? "" : "(", since);
         redisReply *r = brk_store_command (self->store, "XRANGE %sevents:%s %s + COUNT 10000",

@@ -448,6 +448,45 @@ Test (spec, s5_4_watch_streams_events_then_final)
     zsock_destroy (&c);
 }
 
+//  Regression: a WATCH read in the same loop turn as its job's DONE found
+//  the job in memory, then wrote the batch (which forgets ended jobs) and
+//  added its watcher to the freed record: no FINAL ever came (a `rxq
+//  bench` of a job that fails at once hung in a clean-clone ASan run).
+Test (spec, s5_4_watch_in_the_turn_its_job_ends_gets_final)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], jid [64];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    //  Both queued before the broker's next turn, so one turn reads both.
+    tst_done (w, jid, attempt, false, RXQ_E_PARAM, false);
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 77);
+    cmn_pack_kv_str (pk, "id", id);
+    zclock_sleep (50);
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_WATCH, &b);
+    zclock_sleep (50);
+    tst_reply_t r;
+    bool final = false;
+    while (!final && tst_recv_skip_hb (c, &r, 3000) == 0) {
+        final = r.cmd == RXQ_CMD_FINAL;
+        if (final) {
+            const msgpack_object *job = NULL;
+            char state [16] = "";
+            cr_assert_eq (cmn_codec_get_map (&r.body.root, "job", &job, NULL), 0);
+            cmn_codec_get_cstr (job, "state", state, sizeof state, NULL);
+            cr_assert_str_eq (state, "failed");
+        }
+        tst_reply_free (&r);
+    }
+    cr_assert (final, "the watch got its FINAL");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
 Test (spec, s5_6_list_newest_first_with_state_filter)
 {
     zsock_t *c = tst_dealer ();
