@@ -1777,34 +1777,37 @@ cmn_onnx_node_add_input (cmn_onnx_node_t *n, const char *name)
     return 0;
 }
 
+//  Appends ITEM to the array ARR of COUNT entries and capacity CAP,
+//  doubling it (from 16) when full. Evaluates to 0, or -1 out of memory.
+#define S_APPEND(arr, count, cap, item) \
+    ((count) == (cap) && s_double ((void *) &(arr), &(cap), sizeof *(arr)) \
+     ? -1 : ((arr) [(count)++] = (item), 0))
+
+//  Doubles the capacity of the array at *ARR_P (elements of SIZE bytes).
+static int
+s_double (void *arr_p, size_t *cap, size_t size)
+{
+    size_t want = *cap ? *cap * 2 : 16;
+    void *old;
+    memcpy (&old, arr_p, sizeof old);
+    void *q = realloc (old, want * size);
+    if (!q)
+        return -1;
+    memcpy (arr_p, &q, sizeof q);
+    *cap = want;
+    return 0;
+}
+
 int
 cmn_onnx_graph_add_node (cmn_onnx_graph_t *g, cmn_onnx_node_t *n)
 {
-    if (g->nnodes == g->cap_nodes) {
-        size_t cap = g->cap_nodes ? g->cap_nodes * 2 : 16;
-        cmn_onnx_node_t **q = realloc (g->nodes, cap * sizeof *q);
-        if (!q)
-            return -1;
-        g->nodes = q;
-        g->cap_nodes = cap;
-    }
-    g->nodes [g->nnodes++] = n;
-    return 0;
+    return S_APPEND (g->nodes, g->nnodes, g->cap_nodes, n);
 }
 
 int
 cmn_onnx_graph_add_init (cmn_onnx_graph_t *g, cmn_onnx_tensor_t *t)
 {
-    if (g->ninits == g->cap_inits) {
-        size_t cap = g->cap_inits ? g->cap_inits * 2 : 16;
-        cmn_onnx_tensor_t **q = realloc (g->inits, cap * sizeof *q);
-        if (!q)
-            return -1;
-        g->inits = q;
-        g->cap_inits = cap;
-    }
-    g->inits [g->ninits++] = t;
-    return 0;
+    return S_APPEND (g->inits, g->ninits, g->cap_inits, t);
 }
 
 ssize_t
