@@ -16,10 +16,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-/tmp/build-bench-pack}
 payload="$root/bench/device/payload"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRXQ_TESTS=OFF >/dev/null
-cmake --build "$build" -j2 --target bench_gemm bench_gemv bench_quantize >/dev/null
+cmake --build "$build" -j2 --target bench_gemm bench_gemv bench_quantize gemv_probe >/dev/null
 rm -rf "$payload"
 mkdir -p "$payload/lib"
-for prog in bench_gemm bench_gemv bench_quantize; do
+for prog in bench_gemm bench_gemv bench_quantize gemv_probe; do
     cp "$build/bin/$prog" "$payload/"
     ldd "$build/bin/$prog" | awk '/=> \// { print $1, $3 }' | while read -r name path; do
         case "$name" in
@@ -31,6 +31,11 @@ done
 #  The kernels are embedded in the binaries; ship the sources too, so a
 #  run can be repeated with RXQ_KERNEL_DIR after editing one on the remote.
 cp -r "$root/kernels" "$payload/kernels-src"
+#  gemv_probe reads its sources at run time (--src).
+mkdir -p "$payload/src/common" "$payload/src/kernels" "$payload/src/bench"
+cp "$root/common/cmn_quant_blocks.h" "$payload/src/common/"
+cp "$root/kernels/qmatmul.cl" "$payload/src/kernels/"
+cp "$root/bench/gemv_probe.cl" "$payload/src/bench/"
 cp "$root/bench/device/run.sh" "$payload/"
 (cd "$root" && git describe --always --dirty 2>/dev/null || echo nogit) > "$payload/VERSION"
 ls -la "$payload" "$payload/lib"

@@ -52,6 +52,9 @@ step gemm_gpu_tuned 110 "$payload/bench_gemm" --device "$sel" --sizes 1024,2048,
 #     Model shapes (launch-bound on a 4 TB/s GPU: 9 MB take 2 us) and
 #     large ones (150-290 MB per matrix).
 step gemv_gpu 150 "$payload/bench_gemv" --device "$sel" --shapes 4096x4096,11008x4096,4096x11008,16384x16384,32768x8192 --reps 50 --copy-mb 1024 --rotate-mb 1024
+#  2b. What bounds the GEMV: the shipped kernel next to bare reads of
+#      its weights and other layouts and decodes (bench/gemv_probe.c).
+step gemv_probe 120 "$payload/gemv_probe" --device "$sel" --src "$payload/src"
 #  3. Quantize throughput (GB/s of input) next to the copy bandwidth, on a
 #     generated 1 GiB model, for a simple and a K-quant type.
 step quant_q4_0 60 "$payload/bench_quantize" -d "$sel" -t q4_0 -s 1024
