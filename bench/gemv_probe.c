@@ -361,7 +361,8 @@ main (int argc, char **argv)
             const int wgs = s_configs [ci][0], R = s_configs [ci][1];
             char opts [256];
             if (v->layout == L_AOS)
-                snprintf (opts, sizeof opts, "-DQMM_WGS=%d -DGEMV_ROWS=%d -DGEMV_UNIT=0", wgs, R);
+                snprintf (opts, sizeof opts, "-DQMM_WGS=%d -DGEMV_ROWS=%d -DGEMV_UNIT=0 %s", wgs, R,
+                          v->mode);
             else
                 snprintf (opts, sizeof opts, "-DWGS=%d -DR=%d %s", wgs, R, v->mode);
             if (v->layout == L_ILV && ns % (size_t) (4 * wgs)) {
