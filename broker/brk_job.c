@@ -227,6 +227,7 @@ brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool w
         ARGS (nums [10]);
         ARGS ("req_tag");   ARGS (self->require.tag);
         ARGS ("req_worker"); ARGS (self->require.worker);
+        ARGS ("req_target"); ARGS (self->require.target);
         ARGS ("params");    ARG (self->params ? self->params : "\x80",
                                  self->params ? self->params_len : 1);
         brk_store_appendv (store, argc, argv, lens);
@@ -366,6 +367,8 @@ brk_job_load (brk_job_t *self, const redisReply *h)
         if (!strcmp (f, "req_tag"))      rc = s_copy_str (v, self->require.tag, sizeof self->require.tag);
         else
         if (!strcmp (f, "req_worker"))   rc = s_copy_str (v, self->require.worker, sizeof self->require.worker);
+        else
+        if (!strcmp (f, "req_target"))   rc = s_copy_str (v, self->require.target, sizeof self->require.target);
         else
         if (!strcmp (f, "cancel"))       self->cancel_requested = v->len == 1 && v->str [0] == '1';
         else

@@ -38,9 +38,10 @@ brk_require_parse (brk_require_t *req, const msgpack_object *map, cmn_err_t *err
         const msgpack_object *k = &map->via.map.ptr [i].key;
         if (!cmn_codec_str_eq (k, "vendor") && !cmn_codec_str_eq (k, "type")
         &&  !cmn_codec_str_eq (k, "min_global_mem") && !cmn_codec_str_eq (k, "opencl_c")
-        &&  !cmn_codec_str_eq (k, "tag") && !cmn_codec_str_eq (k, "worker"))
+        &&  !cmn_codec_str_eq (k, "tag") && !cmn_codec_str_eq (k, "worker")
+        &&  !cmn_codec_str_eq (k, "target"))
             return cmn_err_set (err, RXQ_E_PARAM, "unknown requirement (known: vendor, type, "
-                                "min_global_mem, opencl_c, tag, worker)");
+                                "min_global_mem, opencl_c, tag, worker, target)");
     }
     char clc [32] = "";
     if (cmn_codec_get_cstr (map, "vendor", req->vendor, sizeof req->vendor, err) < 0
@@ -48,7 +49,8 @@ brk_require_parse (brk_require_t *req, const msgpack_object *map, cmn_err_t *err
     ||  cmn_codec_get_uint (map, "min_global_mem", &req->min_global_mem, err) < 0
     ||  cmn_codec_get_cstr (map, "opencl_c", clc, sizeof clc, err) < 0
     ||  cmn_codec_get_cstr (map, "tag", req->tag, sizeof req->tag, err) < 0
-    ||  cmn_codec_get_cstr (map, "worker", req->worker, sizeof req->worker, err) < 0) {
+    ||  cmn_codec_get_cstr (map, "worker", req->worker, sizeof req->worker, err) < 0
+    ||  cmn_codec_get_cstr (map, "target", req->target, sizeof req->target, err) < 0) {
         if (err)
             err->code = RXQ_E_PARAM;
         return -1;
@@ -67,14 +69,15 @@ bool
 brk_require_empty (const brk_require_t *req)
 {
     return !req->vendor [0] && !req->type [0] && !req->min_global_mem && !req->opencl_c
-        && !req->tag [0] && !req->worker [0];
+        && !req->tag [0] && !req->worker [0] && !req->target [0];
 }
 
 void
 brk_require_pack (const brk_require_t *req, msgpack_packer *pk)
 {
     uint32_t n = (req->vendor [0] != 0) + (req->type [0] != 0) + (req->min_global_mem != 0)
-               + (req->opencl_c != 0) + (req->tag [0] != 0) + (req->worker [0] != 0);
+               + (req->opencl_c != 0) + (req->tag [0] != 0) + (req->worker [0] != 0)
+               + (req->target [0] != 0);
     msgpack_pack_map (pk, n);
     if (req->vendor [0])
         cmn_pack_kv_str (pk, "vendor", req->vendor);
@@ -91,6 +94,8 @@ brk_require_pack (const brk_require_t *req, msgpack_packer *pk)
         cmn_pack_kv_str (pk, "tag", req->tag);
     if (req->worker [0])
         cmn_pack_kv_str (pk, "worker", req->worker);
+    if (req->target [0])
+        cmn_pack_kv_str (pk, "target", req->target);
 }
 
 void
@@ -106,8 +111,9 @@ brk_require_key (const brk_require_t *req, char *out, size_t size)
     for (i = 0; req->vendor [i] && i + 1 < sizeof vendor; i++)
         vendor [i] = (char) tolower ((unsigned char) req->vendor [i]);
     vendor [i] = 0;
-    snprintf (out, size, "v=%s;t=%s;m=%" PRIu64 ";c=%u;g=%s;w=%s", vendor, req->type,
-              req->min_global_mem, req->opencl_c, req->tag, req->worker);
+    //  target is not folded to lower case: it may name a worker exactly.
+    snprintf (out, size, "v=%s;t=%s;m=%" PRIu64 ";c=%u;g=%s;w=%s;d=%s", vendor, req->type,
+              req->min_global_mem, req->opencl_c, req->tag, req->worker, req->target);
 }
 
 void
@@ -129,6 +135,8 @@ brk_require_describe (const brk_require_t *req, char *out, size_t size)
         APPEND ("%stag=%s", n ? ", " : "", req->tag);
     if (req->worker [0])
         APPEND ("%sworker=%s", n ? ", " : "", req->worker);
+    if (req->target [0])
+        APPEND ("%starget~'%s'", n ? ", " : "", req->target);
 #undef APPEND
 }
 
@@ -141,6 +149,7 @@ brk_caps_parse (brk_caps_t *caps, const msgpack_object *device, const msgpack_ob
         size_t n;
         cmn_codec_get_cstr (device, "vendor", caps->vendor, sizeof caps->vendor, NULL);
         cmn_codec_get_cstr (device, "type", caps->type, sizeof caps->type, NULL);
+        cmn_codec_get_cstr (device, "name", caps->device, sizeof caps->device, NULL);
         cmn_codec_get_uint (device, "global_mem", &caps->global_mem, NULL);
         if (cmn_codec_get_str (device, "opencl_c", &s, &n, NULL) == 0)
             caps->opencl_c = brk_route_clc_version (s, n);
@@ -185,6 +194,11 @@ brk_route_match (const brk_require_t *req, const brk_caps_t *caps)
     }
     if (req->worker [0] && strcmp (req->worker, caps->id) != 0
     &&  strcmp (req->worker, caps->name) != 0)
+        return false;
+    //  A target is a worker (exactly) or a device (by part of its name).
+    if (req->target [0] && strcmp (req->target, caps->id) != 0
+    &&  strcmp (req->target, caps->name) != 0
+    &&  !(caps->device [0] && strcasestr (caps->device, req->target)))
         return false;
     return true;
 }

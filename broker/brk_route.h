@@ -3,7 +3,8 @@
  *  A job may require things of the worker that runs it: a device vendor,
  *  a device type, a minimum of global memory, a minimum OpenCL C version,
  *  a worker tag, or one particular worker (by id or name: the benchmark
- *  farm pins a job to each worker this way). A worker advertises what it has in READY (its device map
+ *  farm pins a job to each worker this way), or a target: a worker's id or
+ *  name, or part of its device's name (rxq optimize --target). A worker advertises what it has in READY (its device map
  *  and tags). The scheduler leases a job only to a worker whose
  *  capabilities satisfy its requirement; a job no live worker can run waits
  *  in `queued` with the reason shown by STATUS.
@@ -24,6 +25,8 @@ typedef struct {
     char tag [64];              // tag the worker must carry; "" any
     char worker [128];          // id (hex) or name of the one worker that
                                 // may run it; "" any
+    char target [128];          // a worker id or name, or a case-insensitive
+                                // substring of the device name; "" any
 } brk_require_t;
 
 typedef struct {
@@ -31,6 +34,7 @@ typedef struct {
     char type [16];             // device type
     uint64_t global_mem;        // bytes
     uint32_t opencl_c;          // major*10+minor, 0 unknown
+    char device [128];          // device name
     char **tags;                // worker tags (owned)
     size_t ntags;               // number of tags
     char id [24];               // worker id (hex of its routing identity);

@@ -5,6 +5,7 @@
 #include "rxq_cmd.h"
 #include "rxq_args.h"
 #include "rxq_bench.h"
+#include "rxq_blob.h"
 #include "rxq_generate.h"
 #include "rxq_optimize.h"
 #include "rxq_client.h"
@@ -340,7 +341,7 @@ s_cmd_down (s_opts_t *o, int argc, char **argv)
 
 //  Requirements given with --require, packed as proto 5.1.2's map.
 typedef struct {
-    const char *vendor, *type, *opencl_c, *tag;
+    const char *vendor, *type, *opencl_c, *tag, *target;
     uint64_t min_global_mem;
     bool have_mem;
 } s_require_t;
@@ -349,7 +350,7 @@ static size_t
 s_require_count (const s_require_t *r)
 {
     return (r->vendor != NULL) + (r->type != NULL) + (r->opencl_c != NULL)
-         + (r->tag != NULL) + r->have_mem;
+         + (r->tag != NULL) + (r->target != NULL) + r->have_mem;
 }
 
 //  Parses one KEY=VALUE of --require into R; returns a usage exit code
@@ -369,6 +370,9 @@ s_require_parse (s_require_t *r, char *arg)
     else
     if (!strcmp (key, "tag"))
         r->tag = value;
+    else
+    if (!strcmp (key, "target"))
+        r->target = value;
     else
     if (!strcmp (key, "type")) {
         if (strcmp (value, "gpu") && strcmp (value, "cpu") && strcmp (value, "accelerator"))
@@ -403,7 +407,7 @@ s_require_parse (s_require_t *r, char *arg)
     }
     else
         return rxq_args_error (RXQ_EXIT_USAGE, "--require: unknown requirement '%s' (known: vendor, "
-                        "type, min_global_mem, opencl_c, tag)", key);
+                        "type, min_global_mem, opencl_c, tag, target)", key);
     return -1;
 }
 
@@ -416,6 +420,7 @@ s_require_pack (const s_require_t *r, msgpack_packer *pk)
     if (r->have_mem) cmn_pack_kv_uint (pk, "min_global_mem", r->min_global_mem);
     if (r->opencl_c) cmn_pack_kv_str (pk, "opencl_c", r->opencl_c);
     if (r->tag)      cmn_pack_kv_str (pk, "tag", r->tag);
+    if (r->target)   cmn_pack_kv_str (pk, "target", r->target);
 }
 
 static void
@@ -437,7 +442,8 @@ s_submit_help (FILE *out)
            "  --require KEY=VALUE  run only on a worker that offers it; repeatable:\n"
            "                     vendor=TEXT (substring, any case), type=gpu|cpu|accelerator,\n"
            "                     min_global_mem=BYTES (K, M, G suffixes: 1024s),\n"
-           "                     opencl_c=X.Y (at least), tag=TAG\n"
+           "                     opencl_c=X.Y (at least), tag=TAG, target=WORKER or\n"
+           "                     part of a device name (any case)\n"
            "  --key K            idempotency key: resubmitting with K returns the same job\n"
            "  --wait             wait for the job to end; exit 0 only if it succeeded\n"
            "\n", out);
@@ -889,29 +895,6 @@ s_cmd_workers (s_opts_t *o, int argc, char **argv)
 //  ---------------------------------------------------------------------
 //  rxq put / rxq get: the blob store (proto section 9, docs/store.md)
 
-//  Reports a failed transfer and returns its exit code.
-static int
-s_xfer_failed (cmn_xfer_t *xfer, const cmn_err_t *err)
-{
-    if (err->code == RXQ_E_UNREACHABLE)
-        return rxq_args_error (RXQ_EXIT_UNREACHABLE, "%s", err->msg);
-    if (cmn_xfer_error_from_broker (xfer) && err->code != RXQ_E_IO_HASH)
-        return rxq_args_error (RXQ_EXIT_BROKER, "%s", err->msg);
-    return rxq_args_error (RXQ_EXIT_IO, "%s", err->msg);
-}
-
-static cmn_xfer_t *
-s_xfer_connect (s_opts_t *o, int *code)
-{
-    cmn_err_t err;
-    cmn_xfer_t *xfer = cmn_xfer_new (o->broker, &err);
-    if (!xfer)
-        *code = rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
-    else
-        cmn_xfer_set_timeout (xfer, o->timeout_ms);
-    return xfer;
-}
-
 static const char *s_put_help =
 "usage: rxq put FILE\n"
 "\n"
@@ -939,7 +922,7 @@ s_cmd_put (s_opts_t *o, int argc, char **argv)
         return rxq_args_error (RXQ_EXIT_USAGE, "put needs exactly one FILE (see rxq put --help)");
     const char *path = argv [optind];
     int code = 0;
-    cmn_xfer_t *xfer = s_xfer_connect (o, &code);
+    cmn_xfer_t *xfer = rxq_blob_connect (o, &code);
     if (!xfer)
         return code;
     char hash [CMN_BLOB_HEX_LEN + 1];
@@ -949,7 +932,7 @@ s_cmd_put (s_opts_t *o, int argc, char **argv)
     int64_t t0 = zclock_mono ();
     if (cmn_xfer_put (xfer, path, hash, &size, &sent, &err))
         code = cmn_xfer_error_from_broker (xfer) && err.code == RXQ_E_IO_HASH
-             ? rxq_args_error (RXQ_EXIT_BROKER, "%s", err.msg) : s_xfer_failed (xfer, &err);
+             ? rxq_args_error (RXQ_EXIT_BROKER, "%s", err.msg) : rxq_blob_failed (xfer, &err);
     else {
         double secs = (double) (zclock_mono () - t0) / 1000.0;
         if (o->json)
@@ -1042,14 +1025,14 @@ s_cmd_get (s_opts_t *o, int argc, char **argv)
     else
     if ((code = s_job_output_blob (o, what, hash)) != 0)
         return code;
-    cmn_xfer_t *xfer = s_xfer_connect (o, &code);
+    cmn_xfer_t *xfer = rxq_blob_connect (o, &code);
     if (!xfer)
         return code;
     uint64_t size = 0;
     cmn_err_t err;
     int64_t t0 = zclock_mono ();
     if (cmn_xfer_get (xfer, hash, out, &size, &err))
-        code = s_xfer_failed (xfer, &err);
+        code = rxq_blob_failed (xfer, &err);
     else {
         double secs = (double) (zclock_mono () - t0) / 1000.0;
         if (o->json)
@@ -1139,6 +1122,117 @@ s_parse_bytes (const char *text, uint64_t *out)
     return false;
 }
 
+//  Packs a blob job's `params` map for the model blob HASH (ARG: the
+//  command's options).
+typedef void (s_pack_params_fn) (msgpack_packer *pk, const char *hash, void *arg);
+
+//  A job on a model file through the blob store (docs/store.md), as rxq
+//  quantize and rxq optimize run it:
+//    1. MODEL into the store (rxq_blob_model: nothing is sent when the
+//       store has it; a blob name is taken as it is);
+//    2. the job of KIND, with the params PACK gives for the blob, `wait`
+//       and TIMEOUT_MS (0: none), and `require: {target: TARGET}` when
+//       TARGET is not NULL or "" (rxq optimize --target), checked here as
+//       the broker will, its progress streamed to stderr;
+//    3. its output blob downloaded into OUT, then the result printed (the
+//       job record as JSON with --json).
+//  Returns the exit code.
+static int
+s_blob_job (s_opts_t *o, const char *kind_name, const char *model, s_pack_params_fn *pack,
+            void *arg, uint64_t timeout_ms, const char *target, const char *out)
+{
+    int code = 0;
+    cmn_xfer_t *xfer = NULL;
+    char hash [CMN_BLOB_HEX_LEN + 1];
+    if ((code = rxq_blob_model (o, &xfer, model, false, hash)) != 0) {
+        cmn_xfer_destroy (&xfer);
+        return code;
+    }
+    const cmn_kind_t *kind = cmn_kind_find (kind_name, strlen (kind_name));
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3 + (timeout_ms > 0) + (target && target [0]));
+    cmn_pack_kv_str (&pk, "kind", kind_name);
+    cmn_pack_key (&pk, "params");
+    pack (&pk, hash, arg);
+    cmn_pack_kv_bool (&pk, "wait", true);
+    if (timeout_ms)
+        cmn_pack_kv_uint (&pk, "timeout_ms", timeout_ms);
+    if (target && target [0]) {
+        cmn_pack_key (&pk, "require");
+        msgpack_pack_map (&pk, 1);
+        cmn_pack_kv_str (&pk, "target", target);
+    }
+    cmn_err_t err;
+    cmn_body_t check;
+    if (!kind || cmn_body_decode (&check, body.data, body.size, &cmn_codec_limits_default,
+                                  &err) != 0) {
+        msgpack_sbuffer_destroy (&body);
+        cmn_xfer_destroy (&xfer);
+        return rxq_args_error (RXQ_EXIT_USAGE, "job too large: %s", kind ? err.msg : "no such kind");
+    }
+    int rc = cmn_kind_validate (kind, cmn_codec_find (&check.root, "params"), &err);
+    cmn_body_free (&check);
+    if (rc) {
+        msgpack_sbuffer_destroy (&body);
+        cmn_xfer_destroy (&xfer);
+        return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
+    }
+    cmn_body_t final;
+    s_events_t events = { stderr, false };
+    code = s_call (o, RXQ_CMD_SUBMIT, &body, s_on_event, &events, &final);
+    msgpack_sbuffer_destroy (&body);
+    if (code != 0) {
+        cmn_xfer_destroy (&xfer);
+        return code;
+    }
+    const msgpack_object *job = NULL;
+    if (cmn_codec_get_map (&final.root, "job", &job, NULL) != 0)
+        code = rxq_args_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
+    else
+    if ((code = s_state_exit (job)) != 0)
+        s_report_unsuccessful (job);
+    else
+    if (!xfer && !(xfer = rxq_blob_connect (o, &code)))
+        ;
+    else
+    if ((code = rxq_blob_output (xfer, job, out)) == 0) {
+        if (o->json) {
+            cmn_codec_print_json (stdout, job);
+            fputc ('\n', stdout);
+        }
+        else
+            rxq_print_result (stdout, job);
+    }
+    cmn_body_free (&final);
+    cmn_xfer_destroy (&xfer);
+    return code;
+}
+
+//  rxq quantize's options, packed as the job's params.
+typedef struct {
+    const char *type, *keep;    // --type, --keep (NULL: none)
+    uint64_t budget;            // --budget, 0 none
+    double bpw;                 // --bpw, 0 none
+} s_quantize_t;
+
+static void
+s_quantize_pack (msgpack_packer *pk, const char *hash, void *arg)
+{
+    const s_quantize_t *q = arg;
+    msgpack_pack_map (pk, 2 + (q->budget > 0) + (q->bpw > 0) + (q->keep != NULL));
+    cmn_pack_kv_str (pk, "model", hash);
+    cmn_pack_kv_str (pk, "type", q->type);
+    if (q->budget)
+        cmn_pack_kv_uint (pk, "budget_bytes", q->budget);
+    if (q->bpw > 0)
+        cmn_pack_kv_double (pk, "bpw", q->bpw);
+    if (q->keep)
+        cmn_pack_kv_str (pk, "keep", q->keep);
+}
+
 static int
 s_cmd_quantize (s_opts_t *o, int argc, char **argv)
 {
@@ -1195,108 +1289,22 @@ s_cmd_quantize (s_opts_t *o, int argc, char **argv)
         return rxq_args_error (RXQ_EXIT_USAGE, "quantize needs -o OUT.gguf (see rxq quantize --help)");
     if (budget && bpw > 0)
         return rxq_args_error (RXQ_EXIT_USAGE, "give --budget or --bpw, not both");
-    const char *model = argv [optind];
 
-    //  1. The model into the store.
-    int code = 0;
-    cmn_xfer_t *xfer = s_xfer_connect (o, &code);
-    if (!xfer)
-        return code;
-    cmn_xfer_set_timeout (xfer, o->timeout_ms > 30000 ? o->timeout_ms : 30000);
-    char hash [CMN_BLOB_HEX_LEN + 1];
-    uint64_t size = 0;
-    bool sent = false;
-    cmn_err_t err;
-    if (cmn_xfer_put (xfer, model, hash, &size, &sent, &err)) {
-        code = s_xfer_failed (xfer, &err);
-        cmn_xfer_destroy (&xfer);
-        return code;
-    }
-    fprintf (stderr, "model %s: blob %.16s... (%" PRIu64 " bytes, %s)\n", model, hash, size,
-             sent ? "uploaded" : "already in the store");
-
-    //  2. The job, validated locally as the broker will.
-    const cmn_kind_t *kind = cmn_kind_find ("quantize", 8);
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 3 + (timeout_ms > 0));
-    cmn_pack_kv_str (&pk, "kind", "quantize");
-    cmn_pack_key (&pk, "params");
-    msgpack_pack_map (&pk, 2 + (budget > 0) + (bpw > 0) + (keep != NULL));
-    cmn_pack_kv_str (&pk, "model", hash);
-    cmn_pack_kv_str (&pk, "type", type);
-    if (budget)
-        cmn_pack_kv_uint (&pk, "budget_bytes", budget);
-    if (bpw > 0)
-        cmn_pack_kv_double (&pk, "bpw", bpw);
-    if (keep)
-        cmn_pack_kv_str (&pk, "keep", keep);
-    cmn_pack_kv_bool (&pk, "wait", true);
-    if (timeout_ms)
-        cmn_pack_kv_uint (&pk, "timeout_ms", timeout_ms);
-    cmn_body_t check;
-    if (!kind || cmn_body_decode (&check, body.data, body.size, &cmn_codec_limits_default,
-                                  &err) != 0) {
-        msgpack_sbuffer_destroy (&body);
-        cmn_xfer_destroy (&xfer);
-        return rxq_args_error (RXQ_EXIT_USAGE, "job too large: %s", kind ? err.msg : "no quantize kind");
-    }
-    int rc = cmn_kind_validate (kind, cmn_codec_find (&check.root, "params"), &err);
-    cmn_body_free (&check);
-    if (rc) {
-        msgpack_sbuffer_destroy (&body);
-        cmn_xfer_destroy (&xfer);
-        return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
-    }
-    cmn_body_t final;
-    s_events_t events = { stderr, false };
-    code = s_call (o, RXQ_CMD_SUBMIT, &body, s_on_event, &events, &final);
-    msgpack_sbuffer_destroy (&body);
-    if (code != 0) {
-        cmn_xfer_destroy (&xfer);
-        return code;
-    }
-    const msgpack_object *job = NULL, *result = NULL;
-    char out_hash [CMN_BLOB_HEX_LEN + 1] = "";
-    if (cmn_codec_get_map (&final.root, "job", &job, NULL) != 0)
-        code = rxq_args_error (RXQ_EXIT_BROKER, "the broker's reply has no 'job' record");
-    else
-    if ((code = s_state_exit (job)) != 0)
-        s_report_unsuccessful (job);
-    else
-    if (cmn_codec_get_map (job, "result", &result, NULL) != 0
-    ||  cmn_codec_get_cstr (result, "output_blob", out_hash, sizeof out_hash, NULL) != 0
-    ||  !cmn_blob_name_valid (out_hash, strlen (out_hash)))
-        code = rxq_args_error (RXQ_EXIT_BROKER, "the job's result names no output blob");
-    //  3. The output.
-    if (code == 0) {
-        uint64_t out_size = 0;
-        if (cmn_xfer_get (xfer, out_hash, out, &out_size, &err))
-            code = s_xfer_failed (xfer, &err);
-        else {
-            if (o->json) {
-                cmn_codec_print_json (stdout, job);
-                fputc ('\n', stdout);
-            }
-            else
-                rxq_print_result (stdout, job);
-            fprintf (stderr, "%s: %" PRIu64 " bytes (blob %.16s...)\n", out, out_size, out_hash);
-        }
-    }
-    cmn_body_free (&final);
-    cmn_xfer_destroy (&xfer);
-    return code;
+    s_quantize_t q = { type, keep, budget, bpw };
+    return s_blob_job (o, "quantize", argv [optind], s_quantize_pack, &q, timeout_ms, NULL, out);
 }
 
 //  ---------------------------------------------------------------------
 //  rxq optimize (rxq_optimize.c)
 
-static int s_cmd_submit (s_opts_t *o, int argc, char **argv);
+static void
+s_optimize_pack (msgpack_packer *pk, const char *hash, void *arg)
+{
+    rxq_optimize_pack_params (arg, hash, pk);
+}
 
-//  --local runs here; otherwise the same as `rxq submit optimize
-//  model=ABS output=ABS level=N [enable=..] [disable=..] --wait`.
+//  --local runs here; otherwise the job runs on a worker through the blob
+//  store, as rxq quantize does (s_blob_job).
 static int
 s_cmd_optimize (s_opts_t *o, int argc, char **argv)
 {
@@ -1306,22 +1314,8 @@ s_cmd_optimize (s_opts_t *o, int argc, char **argv)
         return code >= 0 ? code : RXQ_EXIT_OK;
     if (a.local)
         return rxq_optimize_local (&a);
-    char *params [5];
-    int n = rxq_optimize_job_params (&a, params);
-    char *sub [12] = { "submit", "optimize" };
-    int k = 2;
-    for (int i = 0; i < n; i++)
-        sub [k++] = params [i];
-    sub [k++] = "--wait";
-    if (a.json)
-        sub [k++] = "--json";
-    sub [k] = NULL;
-    optind = 0;
-    o->cmd = "submit";
-    code = s_cmd_submit (o, k, sub);
-    for (int i = 0; i < n; i++)
-        free (params [i]);
-    return code;
+    o->json = a.json;
+    return s_blob_job (o, "optimize", a.model, s_optimize_pack, &a, 0, a.target, a.output);
 }
 
 //  ---------------------------------------------------------------------

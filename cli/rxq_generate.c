@@ -1,5 +1,6 @@
 /*  rxq_generate: see rxq_generate.h. */
 #include "rxq_generate.h"
+#include "rxq_blob.h"
 #include "rxq_client.h"
 #include "rxq_cmd.h"
 #include "cmn_codec.h"
@@ -15,16 +16,20 @@
 #include <string.h>
 
 static const char *s_help =
-"usage: rxq generate --model PATH [options] \"prompt\" [\"prompt\" ...]\n"
+"usage: rxq generate --model FILE|HASH [options] \"prompt\" [\"prompt\" ...]\n"
 "\n"
 "Generates text with a Llama-architecture GGUF model on a worker and prints\n"
 "it as it arrives. The prompt is the user message of the model's chat\n"
-"template (ChatML) unless --raw. PATH is a file on the worker's machine.\n"
+"template (ChatML) unless --raw. FILE, a local file, goes to the broker's\n"
+"blob store first (nothing is sent when the store has it: a line on stderr\n"
+"says when it was uploaded); HASH (64 hex digits) names a blob already\n"
+"there (rxq put). A worker keeps the model loaded on its device after a\n"
+"job, and the broker sends the model's next job to it.\n"
 "Several prompts (arguments or repeated --prompt, at most 64) run as one\n"
 "batched job; their text is printed as it arrives, each piece after a\n"
 "\"[i] \" tag naming its prompt (0 = the first) when the prompt changes.\n"
 "\n"
-"  --model PATH          GGUF model file (required)\n"
+"  --model FILE|HASH     GGUF model file, or its blob name (required)\n"
 "  --prompt TEXT         a prompt; may be repeated, and mixed with arguments\n"
 "  --max-tokens N        tokens to generate at most (default 128)\n"
 "  --temp T              temperature; 0 is greedy (default 0.8)\n"
@@ -35,12 +40,14 @@ static const char *s_help =
 "                        (default: from the clock, printed in the summary)\n"
 "  --stop STR            stop when the text contains STR (not printed)\n"
 "  --raw                 feed the prompt as it is, without the chat template\n"
+"  --numerics N          f32 (default) or ggml: compute as llama.cpp's CPU\n"
+"                        backend does, bit for bit (same greedy tokens; slower)\n"
 "  --json                print the job record as JSON at the end instead of the\n"
 "                        text: tokens, timings (pp/tg tokens per second), kernels\n"
 "  --broker URL, --timeout SEC as for every command\n"
 "\n"
-"Exit: 0 done; 1 the job failed or was cancelled; 2 broker refused; 3 broker\n"
-"unreachable; 64 usage.\n";
+"Exit: 0 done; 1 the job failed or was cancelled; 2 broker refused (no blob\n"
+"store, no such blob); 3 broker unreachable; 5 FILE unreadable; 64 usage.\n";
 
 //  What the stream printed so far.
 typedef struct {
@@ -125,6 +132,24 @@ s_on_partial (void *arg, const msgpack_object *body)
     }
 }
 
+//  Packs the job into BODY: {kind, params: {model: MODEL, REST's NREST
+//  entries}, wait}.
+static void
+s_pack_job (msgpack_sbuffer *body, const char *model, const msgpack_sbuffer *rest,
+            uint32_t nrest)
+{
+    msgpack_sbuffer_clear (body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, body, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    cmn_pack_kv_str (&pk, "kind", "generate");
+    cmn_pack_key (&pk, "params");
+    msgpack_pack_map (&pk, 1 + nrest);
+    cmn_pack_kv_str (&pk, "model", model);
+    msgpack_sbuffer_write (body, rest->data, rest->size);
+    cmn_pack_kv_bool (&pk, "wait", true);
+}
+
 static bool
 s_float (const char *s, double lo, double hi, double *out)
 {
@@ -140,7 +165,7 @@ int
 rxq_generate_cmd (rxq_args_t *o, int argc, char **argv)
 {
     enum { O_MODEL = 1, O_PROMPT, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_PEN, O_SEED, O_STOP, O_RAW,
-           };
+           O_NUMERICS };
     static const struct option options [] = {
         { "model", required_argument, NULL, O_MODEL },
         { "prompt", required_argument, NULL, O_PROMPT },
@@ -152,10 +177,11 @@ rxq_generate_cmd (rxq_args_t *o, int argc, char **argv)
         { "seed", required_argument, NULL, O_SEED },
         { "stop", required_argument, NULL, O_STOP },
         { "raw", no_argument, NULL, O_RAW },
+        { "numerics", required_argument, NULL, O_NUMERICS },
         RXQ_ARGS_COMMON,
         { NULL, 0, NULL, 0 }
     };
-    const char *model = NULL, *stop = NULL;
+    const char *model = NULL, *stop = NULL, *numerics = NULL;
     uint64_t max_tokens = 0, top_k = 0, seed = 0;
     double temp = 0, top_p = 0, penalty = 0;
     bool have_max = false, have_temp = false, have_topk = false, have_topp = false;
@@ -210,6 +236,12 @@ rxq_generate_cmd (rxq_args_t *o, int argc, char **argv)
                 stop = optarg;
                 break;
             case O_RAW: raw = true; break;
+            case O_NUMERICS:
+                if (strcmp (optarg, "f32") && strcmp (optarg, "ggml"))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--numerics must be f32 or ggml, "
+                                           "not '%s'", optarg);
+                numerics = optarg;
+                break;
             default: {
                 o->cmd = "generate";
                 int code = rxq_args_common (o, c, argv, s_help);
@@ -219,7 +251,7 @@ rxq_generate_cmd (rxq_args_t *o, int argc, char **argv)
         }
     }
     if (!model || !*model)
-        return rxq_args_error (RXQ_EXIT_USAGE, "generate needs --model PATH (see rxq generate --help)");
+        return rxq_args_error (RXQ_EXIT_USAGE, "generate needs --model FILE (see rxq generate --help)");
     for (int i = optind; i < argc; i++) {
         if (n_prompts == RXQ_GENERATE_MAX_PROMPTS)
             return rxq_args_error (RXQ_EXIT_USAGE, "at most %d prompts in one job",
@@ -230,16 +262,13 @@ rxq_generate_cmd (rxq_args_t *o, int argc, char **argv)
         return rxq_args_error (RXQ_EXIT_USAGE, "generate needs a prompt argument (quote it; see rxq "
                         "generate --help)");
 
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init (&body);
+    //  The params but the model, which is known once it is in the store.
+    msgpack_sbuffer rest;
+    msgpack_sbuffer_init (&rest);
     msgpack_packer pk;
-    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 3);
-    cmn_pack_kv_str (&pk, "kind", "generate");
-    cmn_pack_key (&pk, "params");
-    msgpack_pack_map (&pk, 2 + have_max + have_temp + have_topk + have_topp + have_pen + have_seed
-                           + (stop != NULL) + raw);
-    cmn_pack_kv_str (&pk, "model", model);
+    msgpack_packer_init (&pk, &rest, msgpack_sbuffer_write);
+    const uint32_t nrest = 1 + have_max + have_temp + have_topk + have_topp + have_pen
+                         + have_seed + (stop != NULL) + raw + (numerics != NULL);
     if (n_prompts == 1)
         cmn_pack_kv_str (&pk, "prompt", prompts [0]);
     else {
@@ -256,13 +285,18 @@ rxq_generate_cmd (rxq_args_t *o, int argc, char **argv)
     if (have_seed) cmn_pack_kv_uint (&pk, "seed", seed);
     if (stop) cmn_pack_kv_str (&pk, "stop", stop);
     if (raw) cmn_pack_kv_bool (&pk, "raw", true);
-    cmn_pack_kv_bool (&pk, "wait", true);
+    if (numerics) cmn_pack_kv_str (&pk, "numerics", numerics);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    s_pack_job (&body, model, &rest, nrest);
 
-    //  The same checks the broker makes, so a typo fails here, at once.
+    //  The same checks the broker makes, so a typo fails here, at once,
+    //  before the model is sent.
     cmn_err_t err = { 0 };
     cmn_body_t check;
     if (cmn_body_decode (&check, body.data, body.size, &cmn_codec_limits_default, &err) != 0) {
         msgpack_sbuffer_destroy (&body);
+        msgpack_sbuffer_destroy (&rest);
         return rxq_args_error (RXQ_EXIT_USAGE, "job too large: %s", err.msg);
     }
     const cmn_kind_t *kind = cmn_kind_find ("generate", 8);
@@ -270,10 +304,24 @@ rxq_generate_cmd (rxq_args_t *o, int argc, char **argv)
     cmn_body_free (&check);
     if (rc != 0) {
         msgpack_sbuffer_destroy (&body);
+        msgpack_sbuffer_destroy (&rest);
         return rxq_args_error (RXQ_EXIT_USAGE, "%s", err.msg);
     }
 
+    //  The model into the store (a blob name is taken as it is).
     int code = RXQ_EXIT_OK;
+    cmn_xfer_t *xfer = NULL;
+    char hash [CMN_BLOB_HEX_LEN + 1];
+    code = rxq_blob_model (o, &xfer, model, true, hash);
+    cmn_xfer_destroy (&xfer);
+    if (code == RXQ_EXIT_OK)
+        s_pack_job (&body, hash, &rest, nrest);
+    msgpack_sbuffer_destroy (&rest);
+    if (code != RXQ_EXIT_OK) {
+        msgpack_sbuffer_destroy (&body);
+        return code;
+    }
+
     rxq_client_t *client = rxq_args_connect (o, &code);
     if (!client) {
         msgpack_sbuffer_destroy (&body);

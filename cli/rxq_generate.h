@@ -1,10 +1,12 @@
 /*  rxq_generate: `rxq generate`, text generation through the cluster.
  *
- *    rxq generate --model PATH [--max-tokens N] [--temp T] [--top-k K]
+ *    rxq generate --model FILE|HASH [--max-tokens N] [--temp T] [--top-k K]
  *                 [--top-p P] [--repeat-penalty R] [--seed S] [--stop STR]
  *                 [--raw] [--json] [--prompt TEXT ...] "prompt" ...
  *
- *  Submits a `generate` job (docs/llm.md) with wait, prints the text to
+ *  Uploads FILE to the broker's blob store (rxq_blob_model: nothing is
+ *  sent when the store has it; a 64-hex HASH names a blob already there),
+ *  submits a `generate` job (docs/llm.md) on the blob with wait, prints the text to
  *  stdout as the worker streams it (PROGRESS events with `text`), then a
  *  summary line on stderr (tokens, pp/tg tokens per second, why it
  *  stopped). Several prompts (--prompt ones first, then the arguments)
@@ -26,7 +28,8 @@
 
 //  `rxq generate ...`: ARGV [0] is "generate". Returns the exit code
 //  (rxq_cmd.h): 0 the job succeeded; 1 it failed or was cancelled; 2 the
-//  broker refused it; 3 broker unreachable; 64 usage.
+//  broker refused it or the model; 3 broker unreachable; 5 the model file
+//  is unreadable; 64 usage.
 int rxq_generate_cmd (rxq_args_t *o, int argc, char **argv);
 
 #endif

@@ -1,9 +1,10 @@
 /*  rxq_optimize: `rxq optimize`. See rxq_optimize.h and docs/optimize.md. */
 #include "rxq_optimize.h"
 #include "rxq_cmd.h"
+#include "cmn_blob.h"
+#include "cmn_codec.h"
 #include "cmn_onnx.h"
 #include "cmn_opt.h"
-#include <czmq.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -14,20 +15,29 @@ static void
 s_help (FILE *out)
 {
     fputs ("usage: rxq optimize MODEL.onnx [--local] [-O0|-O1|-O2] [--enable PASS]...\n"
-           "                    [--disable PASS]... [--report-json FILE] -o OUT.onnx\n"
+           "                    [--disable PASS]... [--layout nhwc|nchw] [--target DEVICE]\n"
+           "                    [--report-json FILE] -o OUT.onnx\n"
            "\n"
            "Optimizes an ONNX model and writes it to OUT.onnx with a report of what\n"
            "changed: node counts by type, FLOPs and activation memory before and\n"
            "after, the passes with their rewrites, the time.\n"
-           "  --local            run the optimizer in this process; without it the\n"
-           "                     `optimize` job runs on a worker, which must see MODEL\n"
-           "                     and OUT at the same absolute paths (local cluster)\n"
+           "Without --local the `optimize` job runs on a worker: MODEL goes to the\n"
+           "broker's blob store (nothing is sent when the store has it; MODEL may\n"
+           "also be the name of a blob there, 64 hex digits), the worker uploads\n"
+           "the optimized model to the store, and it is downloaded into OUT.onnx.\n"
+           "  --local            run the optimizer in this process\n"
            "  -O0, -O1, -O2      level: 0 read, validate and write; 1 clean-ups and\n"
            "                     folding (default); 2 also fusions\n"
            "  --enable PASS      run PASS whatever the level (repeatable)\n"
            "  --disable PASS     never run PASS (repeatable)\n"
            "  --report-json FILE with --local: write the report as JSON to FILE\n"
            "  --json             print the report (or the job) as JSON on stdout\n"
+           "  --layout nhwc      convert 2-D Conv and pooling to rxq's NHWC operators\n"
+           "                     (com.rxq Nhwc*) and eliminate the transposes; nchw:\n"
+           "                     never (docs/optimize.md \"Layout\")\n"
+           "  --target DEVICE    run on a worker whose name is DEVICE or whose device\n"
+           "                     name contains it (any case); without --layout the\n"
+           "                     worker's device decides the layout\n"
            "  -o OUT.onnx        where the optimized model goes\n"
            "\n"
            "Passes:\n", out);
@@ -71,7 +81,8 @@ s_absolute (const char *path, char out [PATH_MAX])
 int
 rxq_optimize_parse (bool json, int argc, char **argv, rxq_optimize_args_t *a)
 {
-    enum { OPT_LOCAL = 256, OPT_ENABLE, OPT_DISABLE, OPT_REPORT, OPT_HELP, OPT_JSON };
+    enum { OPT_LOCAL = 256, OPT_ENABLE, OPT_DISABLE, OPT_REPORT, OPT_HELP, OPT_JSON, OPT_LAYOUT,
+           OPT_TARGET };
     static const struct option options [] = {
         { "local", no_argument, NULL, OPT_LOCAL },
         { "enable", required_argument, NULL, OPT_ENABLE },
@@ -79,6 +90,8 @@ rxq_optimize_parse (bool json, int argc, char **argv, rxq_optimize_args_t *a)
         { "report-json", required_argument, NULL, OPT_REPORT },
         { "help", no_argument, NULL, OPT_HELP },
         { "json", no_argument, NULL, OPT_JSON },
+        { "layout", required_argument, NULL, OPT_LAYOUT },
+        { "target", required_argument, NULL, OPT_TARGET },
         { NULL, 0, NULL, 0 }
     };
     memset (a, 0, sizeof *a);
@@ -107,6 +120,17 @@ rxq_optimize_parse (bool json, int argc, char **argv, rxq_optimize_args_t *a)
                 break;
             case OPT_REPORT: a->report_json = optarg; break;
             case OPT_JSON: a->json = true; break;
+            case OPT_LAYOUT:
+                if (strcmp (optarg, "nhwc") && strcmp (optarg, "nchw"))
+                    return s_fail (RXQ_EXIT_USAGE, "--layout must be nhwc or nchw, not ", optarg);
+                snprintf (a->layout, sizeof a->layout, "%s", optarg);
+                break;
+            case OPT_TARGET:
+                if (!optarg [0] || strlen (optarg) >= sizeof a->target)
+                    return s_fail (RXQ_EXIT_USAGE, "--target wants a worker or device name of 1 to 127 "
+                                   "bytes, not: ", optarg);
+                snprintf (a->target, sizeof a->target, "%s", optarg);
+                break;
             case OPT_HELP:
                 s_help (stdout);
                 a->help = true;
@@ -121,9 +145,17 @@ rxq_optimize_parse (bool json, int argc, char **argv, rxq_optimize_args_t *a)
         return s_fail (RXQ_EXIT_USAGE, "give exactly one MODEL.onnx (see rxq optimize --help)", NULL);
     if (!out || !*out)
         return s_fail (RXQ_EXIT_USAGE, "-o OUT.onnx is required", NULL);
+    if (a->target [0] && a->local)
+        return s_fail (RXQ_EXIT_USAGE, "--target picks the worker that runs the job: not with --local "
+                       "(use --layout)", NULL);
     if (a->report_json && !a->local)
         return s_fail (RXQ_EXIT_USAGE, "--report-json goes with --local (the job's result is the report)",
                        NULL);
+    //  A blob name is kept as it is (the job's model); a file goes to the
+    //  store, or is read here with --local.
+    if (!a->local && cmn_blob_name_valid (argv [optind], strlen (argv [optind])))
+        snprintf (a->model, sizeof a->model, "%s", argv [optind]);
+    else
     if (s_absolute (argv [optind], a->model))
         return s_fail (RXQ_EXIT_IO, "cannot resolve the model's path: ", argv [optind]);
     if (s_absolute (out, a->output))
@@ -136,6 +168,8 @@ rxq_optimize_local (const rxq_optimize_args_t *a)
 {
     cmn_opt_opts_t opts = cmn_opt_opts_default;
     opts.level = a->level;
+    if (a->layout [0])
+        opts.force [CMN_OPT_LAYOUT] = strcmp (a->layout, "nhwc") ? -1 : 1;
     for (int k = 0; k < 2; k++) {
         char list [1024];
         snprintf (list, sizeof list, "%s", k ? a->disable : a->enable);
@@ -181,16 +215,19 @@ rxq_optimize_local (const rxq_optimize_args_t *a)
     return code;
 }
 
-int
-rxq_optimize_job_params (const rxq_optimize_args_t *a, char *params [5])
+void
+rxq_optimize_pack_params (const rxq_optimize_args_t *a, const char *model, msgpack_packer *pk)
 {
-    int n = 0;
-    params [n++] = zsys_sprintf ("model=%s", a->model);
-    params [n++] = zsys_sprintf ("output=%s", a->output);
-    params [n++] = zsys_sprintf ("level=%d", a->level);
+    msgpack_pack_map (pk, 2 + (a->enable [0] != 0) + (a->disable [0] != 0) + (a->layout [0] != 0)
+                          + (a->target [0] != 0));
+    cmn_pack_kv_str (pk, "model", model);
+    cmn_pack_kv_uint (pk, "level", (uint64_t) a->level);
     if (a->enable [0])
-        params [n++] = zsys_sprintf ("enable=%s", a->enable);
+        cmn_pack_kv_str (pk, "enable", a->enable);
     if (a->disable [0])
-        params [n++] = zsys_sprintf ("disable=%s", a->disable);
-    return n;
+        cmn_pack_kv_str (pk, "disable", a->disable);
+    if (a->layout [0])
+        cmn_pack_kv_str (pk, "layout", a->layout);
+    if (a->target [0])
+        cmn_pack_kv_str (pk, "target", a->target);
 }

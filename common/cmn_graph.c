@@ -249,11 +249,11 @@ s_is (const cmn_onnx_node_t *n, const char *op)
     return strcmp (n->op_type, op) == 0;
 }
 
-static bool
-s_in_list (const char *op, const char *const *list)
+bool
+cmn_graph_name_in (const char *name, const char *const *list)
 {
     for (; *list; list++)
-        if (strcmp (op, *list) == 0)
+        if (strcmp (name, *list) == 0)
             return true;
     return false;
 }
@@ -287,10 +287,101 @@ static const char *const s_compare [] = {
     "Or", "Xor", NULL
 };
 
+//  Output shape of Conv (CONV) or MaxPool/AveragePool N in NCHW terms:
+//  input A, weight B (OIHW, Conv only). O keeps rank -1 when unknown.
+static void
+s_infer_window (const cmn_onnx_node_t *n, bool conv, const cmn_graph_shape_t *a,
+                const cmn_graph_shape_t *b, cmn_graph_shape_t *o)
+{
+    int sp = a->rank - 2;
+    cmn_onnx_attr_t *ks = cmn_onnx_node_attr (n, "kernel_shape");
+    int64_t k [CMN_ONNX_MAX_DIMS];
+    bool ok = true;
+    for (int i = 0; i < sp; i++) {
+        if (ks && ks->nints == (size_t) sp)
+            k [i] = ks->ints [i];
+        else
+        if (conv && b->rank == a->rank)
+            k [i] = b->dims [2 + i];
+        else
+            ok = false;
+    }
+    cmn_onnx_attr_t *pads = cmn_onnx_node_attr (n, "pads"), *st = cmn_onnx_node_attr (n, "strides"),
+                    *dl = cmn_onnx_node_attr (n, "dilations"), *ap = cmn_onnx_node_attr (n, "auto_pad");
+    if (ap && !(ap->s.len == 0 || (ap->s.len == 6 && memcmp (ap->s.ptr, "NOTSET", 6) == 0)))
+        ok = false;
+    if (cmn_onnx_node_attr_int (n, "ceil_mode", 0))
+        ok = false;
+    if (!ok)
+        return;
+    o->rank = a->rank;
+    o->dims [0] = a->dims [0];
+    o->dims [1] = conv ? (b->rank >= 1 ? b->dims [0] : -1) : a->dims [1];
+    for (int i = 0; i < sp; i++) {
+        int64_t p0 = pads && pads->nints == (size_t) (2 * sp) ? pads->ints [i] : 0;
+        int64_t p1 = pads && pads->nints == (size_t) (2 * sp) ? pads->ints [i + sp] : 0;
+        int64_t s = st && st->nints == (size_t) sp ? st->ints [i] : 1;
+        int64_t d = dl && dl->nints == (size_t) sp ? dl->ints [i] : 1;
+        int64_t in = a->dims [2 + i];
+        o->dims [2 + i] = in < 0 || k [i] < 1 || s <= 0 || d < 1 ? -1
+                        : s_conv_out (in, p0, p1, d, k [i], s);
+    }
+}
+
+//  Permutes the dimensions of a rank-4 shape: OUT[k] = IN[PERM[k]]. A
+//  shape of unknown rank stays unknown.
+static void
+s_permute4 (const cmn_graph_shape_t *in, const int *perm, cmn_graph_shape_t *out)
+{
+    *out = *in;
+    if (in->rank != 4) {
+        out->rank = -1;
+        return;
+    }
+    for (int k = 0; k < 4; k++)
+        out->dims [k] = in->dims [perm [k]];
+}
+
+//  The NHWC operators of the layout pass (cmn_opt_layout.h): the NCHW
+//  rule on transposed shapes. NhwcConv's weight is OHWI.
+static void
+s_infer_nhwc (cmn_graph_t *self, const cmn_onnx_node_t *n)
+{
+    static const int to_nchw [4] = { 0, 3, 1, 2 }, to_nhwc [4] = { 0, 2, 3, 1 };
+    if (n->noutputs < 1 || !n->outputs [0][0] || strncmp (n->op_type, "Nhwc", 4))
+        return;
+    const char *op = n->op_type + 4;
+    cmn_graph_shape_t a, b, o, y;
+    s_permute4 (s_in (self, n, 0), to_nchw, &a);
+    s_permute4 (s_in (self, n, 1), to_nchw, &b);
+    memset (&o, 0, sizeof o);
+    o.rank = -1;
+    o.elem_type = a.elem_type;
+    if ((!strcmp (op, "Conv") || !strcmp (op, "MaxPool") || !strcmp (op, "AveragePool")) && a.rank == 4)
+        s_infer_window (n, !strcmp (op, "Conv"), &a, &b, &o);
+    else
+    if ((!strcmp (op, "GlobalAveragePool") || !strcmp (op, "GlobalMaxPool")) && a.rank == 4) {
+        o = a;
+        o.dims [2] = o.dims [3] = 1;
+    }
+    else
+    if (strcmp (op, "Conv") && strcmp (op, "MaxPool") && strcmp (op, "AveragePool")
+        && strcmp (op, "GlobalAveragePool") && strcmp (op, "GlobalMaxPool"))
+        return;
+    s_permute4 (&o, to_nhwc, &y);
+    if (o.rank < 0)
+        y.rank = -1;
+    s_set_shape (self, n->outputs [0], &y);
+}
+
 //  Infers the outputs of node N from its inputs; unknown stays unknown.
 static void
 s_infer_node (cmn_graph_t *self, const cmn_onnx_node_t *n)
 {
+    if (n->noutputs && !strcmp (n->domain, CMN_GRAPH_NHWC_DOMAIN)) {
+        s_infer_nhwc (self, n);
+        return;
+    }
     if (n->domain [0] || n->noutputs == 0)
         return;
     cmn_graph_shape_t o;
@@ -300,17 +391,17 @@ s_infer_node (cmn_graph_t *self, const cmn_onnx_node_t *n)
     const char *op = n->op_type;
     o.elem_type = a->elem_type;
 
-    if (s_in_list (op, s_unary)) {
+    if (cmn_graph_name_in (op, s_unary)) {
         o = *a;
     }
     else
-    if (s_in_list (op, s_binary) || s_in_list (op, s_compare) || s_is (n, "Where")) {
+    if (cmn_graph_name_in (op, s_binary) || cmn_graph_name_in (op, s_compare) || s_is (n, "Where")) {
         const cmn_graph_shape_t *x = a, *y = b;
         if (s_is (n, "Where")) {
             x = b;
             y = s_in (self, n, 2);
         }
-        o.elem_type = s_in_list (op, s_compare) ? CMN_ONNX_BOOL : x->elem_type;
+        o.elem_type = cmn_graph_name_in (op, s_compare) ? CMN_ONNX_BOOL : x->elem_type;
         cmn_graph_shape_t t;
         memset (&t, 0, sizeof t);
         if (s_broadcast (x, y, &t)) {
@@ -364,42 +455,8 @@ s_infer_node (cmn_graph_t *self, const cmn_onnx_node_t *n)
         o.dims [1] = tb ? b->dims [0] : b->dims [1];
     }
     else
-    if ((s_is (n, "Conv") || s_is (n, "MaxPool") || s_is (n, "AveragePool")) && a->rank >= 3) {
-        int sp = a->rank - 2;
-        cmn_onnx_attr_t *ks = cmn_onnx_node_attr (n, "kernel_shape");
-        int64_t k [CMN_ONNX_MAX_DIMS];
-        bool ok = true;
-        bool conv = s_is (n, "Conv");
-        for (int i = 0; i < sp; i++) {
-            if (ks && ks->nints == (size_t) sp)
-                k [i] = ks->ints [i];
-            else
-            if (conv && b->rank == a->rank)
-                k [i] = b->dims [2 + i];
-            else
-                ok = false;
-        }
-        cmn_onnx_attr_t *pads = cmn_onnx_node_attr (n, "pads"), *st = cmn_onnx_node_attr (n, "strides"),
-                        *dl = cmn_onnx_node_attr (n, "dilations"), *ap = cmn_onnx_node_attr (n, "auto_pad");
-        if (ap && !(ap->s.len == 0 || (ap->s.len == 6 && memcmp (ap->s.ptr, "NOTSET", 6) == 0)))
-            ok = false;
-        if (cmn_onnx_node_attr_int (n, "ceil_mode", 0))
-            ok = false;
-        if (ok) {
-            o.rank = a->rank;
-            o.dims [0] = a->dims [0];
-            o.dims [1] = conv ? (b->rank >= 1 ? b->dims [0] : -1) : a->dims [1];
-            for (int i = 0; i < sp; i++) {
-                int64_t p0 = pads && pads->nints == (size_t) (2 * sp) ? pads->ints [i] : 0;
-                int64_t p1 = pads && pads->nints == (size_t) (2 * sp) ? pads->ints [i + sp] : 0;
-                int64_t s = st && st->nints == (size_t) sp ? st->ints [i] : 1;
-                int64_t d = dl && dl->nints == (size_t) sp ? dl->ints [i] : 1;
-                int64_t in = a->dims [2 + i];
-                o.dims [2 + i] = in < 0 || k [i] < 1 || s <= 0 || d < 1 ? -1
-                               : s_conv_out (in, p0, p1, d, k [i], s);
-            }
-        }
-    }
+    if ((s_is (n, "Conv") || s_is (n, "MaxPool") || s_is (n, "AveragePool")) && a->rank >= 3)
+        s_infer_window (n, s_is (n, "Conv"), a, b, &o);
     else
     if ((s_is (n, "GlobalAveragePool") || s_is (n, "GlobalMaxPool")) && a->rank >= 3) {
         o = *a;
@@ -598,7 +655,7 @@ s_infer_node (cmn_graph_t *self, const cmn_onnx_node_t *n)
             o.rank = -1;        // Expand may add leading dimensions
     }
     else
-    if (s_in_list (op, s_same_type))
+    if (cmn_graph_name_in (op, s_same_type))
         o.rank = -1;            // type only: output 0 has input 0's type
     else
         return;

@@ -27,6 +27,11 @@
 #define CMN_GRAPH_OPSET_MAX 21
 #define CMN_GRAPH_OPSET_MIN 11
 
+//  rxq's operator domain for the NHWC forms of Conv and the pools that the
+//  layout pass writes (cmn_opt_layout.h defines them); shape inference
+//  knows them.
+#define CMN_GRAPH_NHWC_DOMAIN "com.rxq"
+
 typedef struct {
     int32_t elem_type;      // CMN_ONNX_FLOAT..., 0 when unknown
     int rank;               // number of dimensions, -1 when unknown
@@ -90,6 +95,10 @@ int cmn_graph_replace_uses (cmn_graph_t *self, const char *from, const char *to)
 
 //  True when NODE has a graph attribute (If, Loop, Scan bodies).
 bool cmn_graph_node_has_subgraph (const cmn_onnx_node_t *node);
+
+//  True when NAME is one of LIST's strings (LIST ends with NULL): the
+//  passes' test of an op type against a table of op types.
+bool cmn_graph_name_in (const char *name, const char *const *list);
 
 //  Merges into SELF the shapes FROM knows for values of the same name
 //  (dimensions SELF does not know), then re-runs inference. Used to

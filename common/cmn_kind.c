@@ -95,7 +95,9 @@ static const cmn_param_spec_t s_bench_llm_params [] = {
 
 static const cmn_param_spec_t s_generate_params [] = {
     { "model", CMN_PARAM_STR, true, 0, 4096,
-      "Llama-architecture GGUF model: a file path on the worker" },
+      "Llama-architecture GGUF model: a blob hash from `rxq put` (64 hex digits; the worker "
+      "keeps it loaded on the device for the next job, see docs/store.md) or a file path on "
+      "the worker" },
     { "prompt", CMN_PARAM_STR, false, 0, 1048576,
       "the prompt (the user message, wrapped in the model's chat template unless raw); "
       "this or prompts is required" },
@@ -113,42 +115,56 @@ static const cmn_param_spec_t s_generate_params [] = {
     { "stop", CMN_PARAM_STR, false, 0, 256, "stop when the text contains this string" },
     { "ctx", CMN_PARAM_UINT, false, 2, 1048576,
       "KV cache positions (default prompt + max_tokens, at most the model's context)" },
+    { "numerics", CMN_PARAM_STR, false, 0, 8,
+      "f32 (default) or ggml: reproduce llama.cpp's CPU backend bit for bit (docs/llm.md)" },
     { NULL, 0, false, 0, 0, NULL }
 };
 
 static const cmn_param_spec_t s_optimize_params [] = {
-    { "model", CMN_PARAM_STR, true, 0, 4096, "input ONNX model: a file path on the worker" },
+    { "model", CMN_PARAM_STR, true, 0, 4096,
+      "input ONNX model: a blob hash from `rxq put` (64 hex digits; the output then goes to "
+      "the blob store, see docs/store.md) or a file path on the worker" },
     { "output", CMN_PARAM_STR, false, 0, 4096,
-      "output path on the worker (default MODEL without .onnx + .opt.onnx)" },
+      "output path on the worker, for a path model only (default MODEL without .onnx + "
+      ".opt.onnx)" },
     { "level", CMN_PARAM_UINT, false, 0, 2,
       "0 read/validate/write only, 1 clean-ups and folding, 2 also fusions (default 1)" },
     { "enable", CMN_PARAM_STR, false, 0, 1024, "comma-separated passes to run whatever the level" },
     { "disable", CMN_PARAM_STR, false, 0, 1024, "comma-separated passes never to run" },
+    { "layout", CMN_PARAM_STR, false, 4, 4,
+      "nhwc: convert 2-D Conv and pooling to rxq's NHWC operators, eliminating transposes; "
+      "nchw: never (default: nchw, or the worker device's preference when target is given)" },
+    { "target", CMN_PARAM_STR, false, 1, 127,
+      "the device the model is for: a worker name or part of a device name (routing is by "
+      "the job's require.target; see docs/optimize.md)" },
     { NULL, 0, false, 0, 0, NULL }
 };
 
+//  generate takes one prompt or a batch of them, never both or neither.
+static const char *const s_generate_one_of [] = { "prompt", "prompts", NULL };
+
 const cmn_kind_t cmn_kinds [] = {
     { "noop", "does nothing on the device; for broker benchmarks and tests",
-      false, s_noop_params },
+      false, s_noop_params, NULL },
     { "bench.device", "measures copy bandwidth (GB/s) and SGEMM throughput (GFLOPS)",
-      true, s_bench_device_params },
+      true, s_bench_device_params, NULL },
     { "bench.gemm", "times kernels/sgemm.cl; a complete benchmark record",
-      true, s_bench_gemm_params },
+      true, s_bench_gemm_params, NULL },
     { "bench.gemv", "times a quantized GEMV against the copy bandwidth; a benchmark record",
-      true, s_bench_gemv_params },
+      true, s_bench_gemv_params, NULL },
     { "bench.kernels", "times every model kernel at model-like shapes; a benchmark record",
-      true, s_bench_kernels_params },
+      true, s_bench_kernels_params, NULL },
     { "bench.llm", "times a Llama model's prompt (ppN) and generation (tgN); a benchmark record",
-      true, s_bench_llm_params },
+      true, s_bench_llm_params, NULL },
     { "tune", "searches SGEMM and GEMV tuning parameters; returns a tuning entry",
-      true, s_tune_params },
+      true, s_tune_params, NULL },
     { "quantize", "quantizes a GGUF/safetensors model into a GGUF file on the device",
-      true, s_quantize_params },
+      true, s_quantize_params, NULL },
     { "generate", "generates text with a Llama GGUF model, streaming tokens",
-      true, s_generate_params },
+      true, s_generate_params, s_generate_one_of },
     { "optimize", "optimizes an ONNX model (docs/optimize.md); CPU only",
-      false, s_optimize_params },
-    { NULL, NULL, false, NULL }
+      false, s_optimize_params, NULL },
+    { NULL, NULL, false, NULL, NULL }
 };
 
 const cmn_kind_t *
@@ -277,6 +293,19 @@ cmn_kind_validate (const cmn_kind_t *kind, const msgpack_object *params, cmn_err
         if (p->required && !cmn_codec_find (params, p->name))
             return cmn_err_set (err, RXQ_E_PARAM, "%s: missing required parameter '%s'",
                                 kind->name, p->name);
+    if (kind->one_of) {
+        size_t given = 0;
+        for (const char *const *name = kind->one_of; *name; name++)
+            given += cmn_codec_find (params, *name) != NULL;
+        if (given != 1) {
+            char names [256] = "";
+            for (const char *const *name = kind->one_of; *name; name++)
+                snprintf (names + strlen (names), sizeof names - strlen (names), "%s'%s'",
+                          name == kind->one_of ? "" : ", ", *name);
+            return cmn_err_set (err, RXQ_E_PARAM, "%s: give exactly one of %s (%s given)",
+                                kind->name, names, given ? "several" : "none");
+        }
+    }
     return 0;
 }
 

@@ -39,6 +39,8 @@ typedef struct {
     const char *help;               // one line for --help
     bool needs_device;              // runs OpenCL kernels
     const cmn_param_spec_t *params; // terminated by an entry with name NULL
+    const char *const *one_of;      // exactly one of these parameters must
+                                    // be given (NULL-terminated), or NULL
 } cmn_kind_t;
 
 //  The table, terminated by an entry whose name is NULL.
@@ -48,8 +50,9 @@ extern const cmn_kind_t cmn_kinds [];
 const cmn_kind_t *cmn_kind_find (const char *name, size_t len);
 
 //  Checks PARAMS (a msgpack map, or NULL for none) against KIND: unknown
-//  keys, missing required keys, wrong types and out-of-range values are
-//  refused with RXQ_E_PARAM and a message naming the parameter.
+//  keys, missing required keys, wrong types and out-of-range values, and
+//  none or several of a kind's one_of group, are refused with RXQ_E_PARAM
+//  and a message naming the parameter(s).
 int cmn_kind_validate (const cmn_kind_t *kind, const msgpack_object *params,
                        cmn_err_t *err);
 

@@ -10,6 +10,7 @@
 #include "cmn_opt_clean.h"
 #include "cmn_opt_fold.h"
 #include "cmn_opt_fuse.h"
+#include "cmn_opt_layout.h"
 #include "cmn_opt_mem.h"
 #include <czmq.h>
 #include <math.h>
@@ -92,7 +93,8 @@ s_count_ops (const cmn_onnx_graph_t *g, cmn_opt_report_t *r, bool after)
 }
 
 static int
-s_run_pass (cmn_graph_t *g, cmn_opt_pass_t p, const cmn_opt_opts_t *o, cmn_err_t *err)
+s_run_pass (cmn_graph_t *g, cmn_opt_pass_t p, const cmn_opt_opts_t *o, cmn_opt_layout_stats_t *ls,
+            cmn_err_t *err)
 {
     switch (p) {
         case CMN_OPT_NOOP: return cmn_opt_clean_noop (g, err);
@@ -103,6 +105,7 @@ s_run_pass (cmn_graph_t *g, cmn_opt_pass_t p, const cmn_opt_opts_t *o, cmn_err_t
         case CMN_OPT_FUSE_GEMM: return cmn_opt_fuse_gemm (g, err);
         case CMN_OPT_FUSE_LAYERNORM: return cmn_opt_fuse_layernorm (g, err);
         case CMN_OPT_FUSE_GELU: return cmn_opt_fuse_gelu (g, err);
+        case CMN_OPT_LAYOUT: return cmn_opt_layout_nhwc (g, ls, err);
         case CMN_OPT_DCE: return cmn_opt_clean_dce (g, err);
         default: assert (false); return -1;
     }
@@ -202,12 +205,13 @@ cmn_opt_run (cmn_onnx_model_t *model, const cmn_opt_opts_t *opts,
         r->enabled [p] = opts->force [p] > 0 || (opts->force [p] == 0 && s_passes [p].level <= opts->level
                                                   && opts->level > 0);
     int rc = 0;
+    cmn_opt_layout_stats_t ls = { 0 };
     for (int sweep = 0; sweep < opts->max_sweeps && rc == 0; sweep++) {
         int changed = 0;
         for (int p = 0; p < CMN_OPT_NPASSES && rc == 0; p++) {
             if (!r->enabled [p])
                 continue;
-            int n = s_run_pass (g, (cmn_opt_pass_t) p, opts, err);
+            int n = s_run_pass (g, (cmn_opt_pass_t) p, opts, &ls, err);
             if (n < 0)
                 rc = -1;
             else {
@@ -233,6 +237,12 @@ cmn_opt_run (cmn_onnx_model_t *model, const cmn_opt_opts_t *opts,
         r->tensors_after = mem.tensors;
         r->mem_partial |= mem.mem_partial;
         s_count_ops (model->graph, r, true);
+        r->layout_converted = ls.converted;
+        r->layout_inserted = ls.inserted;
+        r->layout_removed = ls.removed;
+        for (size_t i = 0; i < r->nops; i++)
+            if (!strcmp (r->ops [i].op, "Transpose"))
+                r->transposes_after = r->ops [i].after;
     }
     cmn_graph_destroy (&g);
     r->seconds = (double) (zclock_usecs () - t0) / 1e6;
@@ -251,6 +261,10 @@ cmn_opt_report_print (const cmn_opt_report_t *r, FILE *out)
         if (r->enabled [p])
             fprintf (out, " %s=%zu", s_passes [p].name, r->applied [p]);
     fprintf (out, "%s\n", r->sweeps ? "" : " none (level 0)");
+    if (r->enabled [CMN_OPT_LAYOUT])
+        fprintf (out, "layout NHWC: %zu nodes converted, %zu transposes inserted, %zu cancelled, "
+                 "%zu Transpose nodes left\n", r->layout_converted, r->layout_inserted,
+                 r->layout_removed, r->transposes_after);
     fprintf (out, "FLOPs: %.4g -> %.4g%s\n", r->flops_before, r->flops_after,
              r->flops_partial ? " (some nodes of unknown shape not counted)" : "");
     fprintf (out, "activation memory, no reuse: %.4g MB -> %.4g MB\n",
@@ -283,21 +297,30 @@ cmn_opt_report_json (const cmn_opt_report_t *r)
         free (passes);
         passes = next;
     }
+    char *layout = NULL;
+    if (r->enabled [CMN_OPT_LAYOUT])
+        layout = zsys_sprintf (",\"layout\":{\"converted\":%zu,\"transposes_inserted\":%zu,"
+                               "\"transposes_cancelled\":%zu,\"transposes_left\":%zu}",
+                               r->layout_converted, r->layout_inserted, r->layout_removed,
+                               r->transposes_after);
+    else
+        layout = strdup ("");
     char *json = NULL;
-    if (ops && passes)
+    if (ops && passes && layout)
         json = zsys_sprintf ("{\"nodes\":[%zu,%zu],\"ops\":{%s},\"passes\":{%s},"
                              "\"flops\":[%.6g,%.6g],\"flops_partial\":%s,"
                              "\"memory_bytes\":{\"naive_before\":%lld,\"naive_after\":%lld,"
                              "\"planned_before\":%lld,\"planned_after\":%lld,\"buffers_after\":%zu,\"tensors_after\":%zu,"
-                             "\"partial\":%s},\"weights_bytes\":[%lld,%lld],"
+                             "\"partial\":%s},\"weights_bytes\":[%lld,%lld]%s,"
                              "\"sweeps\":%d,\"seconds\":%.6f}",
                              r->nodes_before, r->nodes_after, ops, passes, r->flops_before, r->flops_after,
                              r->flops_partial ? "true" : "false", (long long) r->mem_naive_before,
                              (long long) r->mem_naive_after, (long long) r->mem_peak_before,
                              (long long) r->mem_peak_after,
                              r->buffers_after, r->tensors_after, r->mem_partial ? "true" : "false",
-                             (long long) r->weights_before, (long long) r->weights_after, r->sweeps,
-                             r->seconds);
+                             (long long) r->weights_before, (long long) r->weights_after, layout,
+                             r->sweeps, r->seconds);
+    free (layout);
     free (ops);
     free (passes);
     return json;

@@ -6,8 +6,8 @@
  *  before and after, each pass with its number of rewrites, and the time.
  *  Passes live in pass-family files: cmn_opt_clean (dead code, no-ops,
  *  CSE), cmn_opt_fold (constant folding, algebraic simplification),
- *  cmn_opt_fuse (Conv+BatchNorm, MatMul+Add, LayerNorm, GELU), cmn_opt_mem
- *  (FLOPs and memory plan). docs/optimize.md is the manual.
+ *  cmn_opt_fuse (Conv+BatchNorm, MatMul+Add, LayerNorm, GELU),
+ *  cmn_opt_layout (NCHW to NHWC), cmn_opt_mem (FLOPs and memory plan). docs/optimize.md is the manual.
  */
 #ifndef CMN_OPT_H
 #define CMN_OPT_H
@@ -18,7 +18,9 @@
 #include "cmn_error.h"
 #include "cmn_onnx.h"
 
-//  The passes, in the order a sweep runs them.
+//  The passes, in the order a sweep runs them. Level 3 is above every -O
+//  level: `layout` runs only when switched on (--layout nhwc, a target
+//  that prefers NHWC, or --enable layout).
 #define CMN_OPT_PASSES(X) \
     X (NOOP,   "noop",   1, "remove Identity, inference Dropout and other no-op nodes") \
     X (FOLD,   "fold",   1, "constant folding: evaluate nodes whose inputs are all constant") \
@@ -28,6 +30,7 @@
     X (FUSE_GEMM,    "fuse-gemm",    2, "MatMul + Add into Gemm") \
     X (FUSE_LAYERNORM, "fuse-layernorm", 2, "decomposed layer norm into LayerNormalization (opset 17+)") \
     X (FUSE_GELU,      "fuse-gelu",      2, "x*0.5*(1+erf(x/sqrt2)) into Gelu (opset 20+)") \
+    X (LAYOUT, "layout", 3, "NCHW to NHWC (com.rxq Nhwc* ops) with transpose elimination; --layout nhwc") \
     X (DCE,    "dce",    1, "dead-code elimination: nodes and initializers nothing uses")
 
 typedef enum {
@@ -74,6 +77,10 @@ typedef struct {
     size_t buffers_after;     // buffers the plan uses after optimisation
     size_t tensors_after;     // intermediate tensors sharing those buffers
     bool mem_partial;         // some tensor sizes were unknown (not counted)
+    size_t layout_converted;  // layout: nodes rewritten into NHWC ops
+    size_t layout_inserted;   // layout: Transpose nodes it created
+    size_t layout_removed;    // layout: Transpose nodes it cancelled or dropped
+    size_t transposes_after;  // Transpose nodes in the optimized graph
     int sweeps;               // sweeps run
     double seconds;           // wall time of the optimisation
 } cmn_opt_report_t;

@@ -41,6 +41,10 @@ s_node_flops (cmn_graph_t *g, const cmn_onnx_node_t *n)
     if (out < 0)
         return -1;
     const char *op = n->op_type;
+    //  The layout pass's NHWC forms cost what their NCHW ops do (NhwcConv's
+    //  OHWI weight also has Cout first).
+    if (!strcmp (n->domain, CMN_GRAPH_NHWC_DOMAIN) && !strncmp (op, "Nhwc", 4))
+        op += 4;
     if (!strcmp (op, "Conv")) {
         if (n->ninputs < 2)
             return -1;

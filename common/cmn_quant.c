@@ -127,74 +127,23 @@ cmn_quant_type_name (int ggml_type)
 //  --------------------------------------------------------------------------
 //  Half and bfloat16
 
-static inline uint32_t
-s_bits (float f)
-{
-    uint32_t u;
-    memcpy (&u, &f, sizeof u);
-    return u;
-}
-
-static inline float
-s_float (uint32_t u)
-{
-    float f;
-    memcpy (&f, &u, sizeof f);
-    return f;
-}
-
+//  Both are cmn_quant_blocks.h's, which the kernels share.
 uint16_t
 cmn_fp32_to_fp16 (float f)
 {
-    uint32_t x = s_bits (f);
-    uint16_t sign = (uint16_t) ((x >> 16) & 0x8000);
-    uint32_t ax = x & 0x7fffffff;
-    if (ax > 0x7f800000)
-        return sign | 0x7e00;
-    //  65520 is halfway between 65504 (the largest half) and 65536; the tie
-    //  goes to the even neighbour, which is infinity.
-    if (ax >= 0x477ff000)
-        return sign | 0x7c00;
-    if (ax < 0x38800000) {
-        //  Below 2^-14 the result is subnormal: round |f| * 2^24 to an
-        //  integer. 2^-25 and below round to zero (2^-25 is a tie to 0).
-        if (ax <= 0x33000000)
-            return sign;
-        uint32_t m = (ax & 0x7fffff) | 0x800000;
-        int shift = 126 - (int) (ax >> 23);
-        uint32_t q = m >> shift;
-        uint32_t rem = m & ((1u << shift) - 1);
-        uint32_t half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (q & 1)))
-            q++;
-        return sign | (uint16_t) q;     // q == 0x400 is the smallest normal
-    }
-    //  Round the 13 dropped mantissa bits to nearest even; a carry moves
-    //  into the exponent, which is what rounding up to the next binade means.
-    uint32_t r = ax + 0xfff + ((ax >> 13) & 1);
-    r -= (uint32_t) (127 - 15) << 23;
-    return sign | (uint16_t) (r >> 13);
+    return cmn_f32_to_f16_bits (f);
 }
 
 float
 cmn_fp16_to_fp32 (uint16_t h)
 {
-    uint32_t sign = (uint32_t) (h & 0x8000) << 16;
-    uint32_t e = (h >> 10) & 0x1f;
-    uint32_t m = h & 0x3ff;
-    if (e == 0x1f)
-        return s_float (sign | 0x7f800000 | (m << 13));
-    if (e == 0) {
-        float v = (float) m * 0x1p-24f;      // exact: m has 10 bits
-        return sign ? -v : v;
-    }
-    return s_float (sign | ((e + 127 - 15) << 23) | (m << 13));
+    return cmn_f16_bits_to_f32 (h);
 }
 
 uint16_t
 cmn_fp32_to_bf16 (float f)
 {
-    uint32_t u = s_bits (f);
+    uint32_t u = cmn_qb_bits (f);
     if ((u & 0x7fffffff) > 0x7f800000)
         return (uint16_t) ((u >> 16) | 64);     // keep the NaN quiet
     return (uint16_t) ((u + (0x7fff + ((u >> 16) & 1))) >> 16);
@@ -203,7 +152,7 @@ cmn_fp32_to_bf16 (float f)
 float
 cmn_bf16_to_fp32 (uint16_t h)
 {
-    return s_float ((uint32_t) h << 16);
+    return cmn_qb_float ((uint32_t) h << 16);
 }
 
 #define S_F16(x) cmn_fp32_to_fp16 (x)

@@ -32,6 +32,89 @@ typedef int8_t   cmn_i8;
 typedef uint16_t cmn_f16;    // binary16 bits
 #endif
 
+//  binary16 bits from a float, rounded to nearest even, and back, by
+//  integer code: one implementation for the host (cmn_fp32_to_fp16 /
+//  cmn_fp16_to_fp32 call these) and for the kernels that must match it or
+//  ggml bit for bit (quant.cl, ggml.cl), so that no driver's vstore_half
+//  rounding mode or denormal handling matters. Kernels that only read
+//  scales use vload_half.
+#ifdef __OPENCL_VERSION__
+#define CMN_QB_FN
+#define CMN_QB_U32 uint
+#define CMN_QB_U16 ushort
+#define CMN_QB_BITS(f) as_uint (f)
+#define CMN_QB_FLOAT(u) as_float (u)
+#else
+#include <string.h>
+#define CMN_QB_FN static inline
+#define CMN_QB_U32 uint32_t
+#define CMN_QB_U16 uint16_t
+static inline uint32_t
+cmn_qb_bits (float f)
+{
+    uint32_t u;
+    memcpy (&u, &f, sizeof u);
+    return u;
+}
+static inline float
+cmn_qb_float (uint32_t u)
+{
+    float f;
+    memcpy (&f, &u, sizeof f);
+    return f;
+}
+#define CMN_QB_BITS(f) cmn_qb_bits (f)
+#define CMN_QB_FLOAT(u) cmn_qb_float (u)
+#endif
+
+CMN_QB_FN CMN_QB_U16
+cmn_f32_to_f16_bits (float f)
+{
+    CMN_QB_U32 x = CMN_QB_BITS (f);
+    CMN_QB_U16 sign = (CMN_QB_U16) ((x >> 16) & 0x8000);
+    CMN_QB_U32 ax = x & 0x7fffffff;
+    if (ax > 0x7f800000)
+        return sign | 0x7e00;
+    //  65520 is halfway between 65504 (the largest half) and 65536; the tie
+    //  goes to the even neighbour, which is infinity.
+    if (ax >= 0x477ff000)
+        return sign | 0x7c00;
+    if (ax < 0x38800000) {
+        //  Below 2^-14 the result is subnormal: round |f| * 2^24 to an
+        //  integer. 2^-25 and below round to zero (2^-25 is a tie to 0).
+        if (ax <= 0x33000000)
+            return sign;
+        CMN_QB_U32 m = (ax & 0x7fffff) | 0x800000;
+        int shift = 126 - (int) (ax >> 23);
+        CMN_QB_U32 q = m >> shift;
+        CMN_QB_U32 rem = m & ((1u << shift) - 1);
+        CMN_QB_U32 half_ = 1u << (shift - 1);
+        if (rem > half_ || (rem == half_ && (q & 1)))
+            q++;
+        return sign | (CMN_QB_U16) q;     // q == 0x400 is the smallest normal
+    }
+    //  Round the 13 dropped mantissa bits to nearest even; a carry moves
+    //  into the exponent, which is what rounding up to the next binade means.
+    CMN_QB_U32 r = ax + 0xfff + ((ax >> 13) & 1);
+    r -= (CMN_QB_U32) (127 - 15) << 23;
+    return sign | (CMN_QB_U16) (r >> 13);
+}
+
+CMN_QB_FN float
+cmn_f16_bits_to_f32 (CMN_QB_U16 h)
+{
+    CMN_QB_U32 sign = (CMN_QB_U32) (h & 0x8000) << 16;
+    CMN_QB_U32 e = (h >> 10) & 0x1f;
+    CMN_QB_U32 m = h & 0x3ff;
+    if (e == 0x1f)
+        return CMN_QB_FLOAT (sign | 0x7f800000 | (m << 13));
+    if (e == 0) {
+        float v = (float) m * 0x1p-24f;      // exact: m has 10 bits
+        return sign ? -v : v;
+    }
+    return CMN_QB_FLOAT (sign | ((e + 127 - 15) << 23) | (m << 13));
+}
+
 #define CMN_QUANT_ASSERT_SIZE(type, bytes) \
     typedef char cmn_size_check_##type [(sizeof (type) == (bytes)) ? 1 : -1]
 

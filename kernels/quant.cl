@@ -29,9 +29,10 @@
  *    - rounding by ggml's 1.5 * 2^23 trick (round half to even), round()
  *      (half away from zero, as C's roundf) where ggml uses roundf, and
  *      truncating conversions where ggml casts;
- *    - binary16 conversions by integer code (qt_f32_to_f16 / qt_f16_to_f32,
- *      copies of cmn_fp32_to_fp16 / cmn_fp16_to_fp32), not vstore_half,
- *      whose rounding mode and NaN handling vary between drivers.
+ *    - binary16 conversions by integer code (cmn_f32_to_f16_bits and
+ *      cmn_f16_bits_to_f32 in cmn_quant_blocks.h, the OpenCL twins of
+ *      cmn_fp32_to_fp16 / cmn_fp16_to_fp32), not vstore_half, whose
+ *      rounding mode and NaN handling vary between drivers.
  *  Portable OpenCL C 1.2, no extension.
  */
 #pragma OPENCL FP_CONTRACT OFF
@@ -50,48 +51,6 @@
 
 //  ---------------------------------------------------------------------------
 //  binary16 and bfloat16
-
-ushort
-qt_f32_to_f16 (float f)
-{
-    uint x = as_uint (f);
-    ushort sign = (ushort) ((x >> 16) & 0x8000);
-    uint ax = x & 0x7fffffff;
-    if (ax > 0x7f800000)
-        return sign | 0x7e00;
-    if (ax >= 0x477ff000)
-        return sign | 0x7c00;
-    if (ax < 0x38800000) {
-        if (ax <= 0x33000000)
-            return sign;
-        uint m = (ax & 0x7fffff) | 0x800000;
-        int shift = 126 - (int) (ax >> 23);
-        uint q = m >> shift;
-        uint rem = m & ((1u << shift) - 1);
-        uint half_ = 1u << (shift - 1);
-        if (rem > half_ || (rem == half_ && (q & 1)))
-            q++;
-        return sign | (ushort) q;
-    }
-    uint r = ax + 0xfff + ((ax >> 13) & 1);
-    r -= (uint) (127 - 15) << 23;
-    return sign | (ushort) (r >> 13);
-}
-
-float
-qt_f16_to_f32 (ushort h)
-{
-    uint sign = (uint) (h & 0x8000) << 16;
-    uint e = (h >> 10) & 0x1f;
-    uint m = h & 0x3ff;
-    if (e == 0x1f)
-        return as_float (sign | 0x7f800000 | (m << 13));
-    if (e == 0) {
-        float v = (float) m * 0x1p-24f;
-        return sign ? -v : v;
-    }
-    return as_float (sign | ((e + 127 - 15) << 23) | (m << 13));
-}
 
 ushort
 qt_f32_to_bf16 (float f)
@@ -151,7 +110,7 @@ qt_quantize_q4_0 (__global const float *x, __global block_q4_0 *y)
         }
     const float d = max / -8;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y->d = qt_f32_to_f16 (d);
+    y->d = cmn_f32_to_f16_bits (d);
     for (int j = 0; j < QK4_0 / 2; j++) {
         const float x0 = x [j] * id;
         const float x1 = x [QK4_0 / 2 + j] * id;
@@ -164,7 +123,7 @@ qt_quantize_q4_0 (__global const float *x, __global block_q4_0 *y)
 void
 qt_dequantize_q4_0 (__global const block_q4_0 *x, __global float *y)
 {
-    const float d = qt_f16_to_f32 (x->d);
+    const float d = cmn_f16_bits_to_f32 (x->d);
     for (int j = 0; j < QK4_0 / 2; j++) {
         y [j] = ((x->qs [j] & 0x0f) - 8) * d;
         y [j + QK4_0 / 2] = ((x->qs [j] >> 4) - 8) * d;
@@ -190,8 +149,8 @@ qt_quantize_q4_1 (__global const float *x, __global block_q4_1 *y)
     qt_minmax (x, QK4_1, &min, &max);
     const float d = (max - min) / ((1 << 4) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y->d = qt_f32_to_f16 (d);
-    y->m = qt_f32_to_f16 (min);
+    y->d = cmn_f32_to_f16_bits (d);
+    y->m = cmn_f32_to_f16_bits (min);
     for (int j = 0; j < QK4_1 / 2; j++) {
         const float x0 = (x [j] - min) * id;
         const float x1 = (x [QK4_1 / 2 + j] - min) * id;
@@ -204,8 +163,8 @@ qt_quantize_q4_1 (__global const float *x, __global block_q4_1 *y)
 void
 qt_dequantize_q4_1 (__global const block_q4_1 *x, __global float *y)
 {
-    const float d = qt_f16_to_f32 (x->d);
-    const float m = qt_f16_to_f32 (x->m);
+    const float d = cmn_f16_bits_to_f32 (x->d);
+    const float m = cmn_f16_bits_to_f32 (x->m);
     for (int j = 0; j < QK4_1 / 2; j++) {
         y [j] = (x->qs [j] & 0x0f) * d + m;
         y [j + QK4_1 / 2] = (x->qs [j] >> 4) * d + m;
@@ -242,7 +201,7 @@ qt_quantize_q5_0 (__global const float *x, __global block_q5_0 *y)
         }
     const float d = max / -16;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y->d = qt_f32_to_f16 (d);
+    y->d = cmn_f32_to_f16_bits (d);
     int q [QK5_0];
     for (int j = 0; j < QK5_0; j++) {
         const float v = x [j] * id;
@@ -254,7 +213,7 @@ qt_quantize_q5_0 (__global const float *x, __global block_q5_0 *y)
 void
 qt_dequantize_q5_0 (__global const block_q5_0 *x, __global float *y)
 {
-    const float d = qt_f16_to_f32 (x->d);
+    const float d = cmn_f16_bits_to_f32 (x->d);
     const uint qh = qt_load_qh (x->qh);
     for (int j = 0; j < QK5_0 / 2; j++) {
         const int h0 = ((qh >> j) << 4) & 0x10;
@@ -271,8 +230,8 @@ qt_quantize_q5_1 (__global const float *x, __global block_q5_1 *y)
     qt_minmax (x, QK5_1, &min, &max);
     const float d = (max - min) / ((1 << 5) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y->d = qt_f32_to_f16 (d);
-    y->m = qt_f32_to_f16 (min);
+    y->d = cmn_f32_to_f16_bits (d);
+    y->m = cmn_f32_to_f16_bits (min);
     int q [QK5_1];
     for (int j = 0; j < QK5_1; j++) {
         const float v = (x [j] - min) * id;
@@ -284,8 +243,8 @@ qt_quantize_q5_1 (__global const float *x, __global block_q5_1 *y)
 void
 qt_dequantize_q5_1 (__global const block_q5_1 *x, __global float *y)
 {
-    const float d = qt_f16_to_f32 (x->d);
-    const float m = qt_f16_to_f32 (x->m);
+    const float d = cmn_f16_bits_to_f32 (x->d);
+    const float m = cmn_f16_bits_to_f32 (x->m);
     const uint qh = qt_load_qh (x->qh);
     for (int j = 0; j < QK5_1 / 2; j++) {
         const int h0 = ((qh >> j) << 4) & 0x10;
@@ -303,7 +262,7 @@ qt_quantize_q8_0 (__global const float *x, __global block_q8_0 *y)
         amax = QT_MAX (amax, fabs (x [j]));
     const float d = amax / ((1 << 7) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y->d = qt_f32_to_f16 (d);
+    y->d = cmn_f32_to_f16_bits (d);
     for (int j = 0; j < QK8_0; j++) {
         const float v = QT_MAX (-127.f, QT_MIN (127.f, round (x [j] * id)));
         y->qs [j] = (char) (int) v;
@@ -313,7 +272,7 @@ qt_quantize_q8_0 (__global const float *x, __global block_q8_0 *y)
 void
 qt_dequantize_q8_0 (__global const block_q8_0 *x, __global float *y)
 {
-    const float d = qt_f16_to_f32 (x->d);
+    const float d = cmn_f16_bits_to_f32 (x->d);
     for (int j = 0; j < QK8_0; j++)
         y [j] = x->qs [j] * d;
 }
@@ -521,15 +480,15 @@ qt_quantize_k_scales (__global const float *x, int nmax, float rmin, float rdelt
             y_scales [j] |= (uchar) ((lm >> 4) << 6);
         }
     }
-    *y_d = qt_f32_to_f16 (max_scale / 63.f);
-    *y_dmin = qt_f32_to_f16 (max_min / 63.f);
+    *y_d = cmn_f32_to_f16_bits (max_scale / 63.f);
+    *y_dmin = cmn_f32_to_f16_bits (max_min / 63.f);
     for (int j = 0; j < QK_K / 32; j++) {
         uchar sc, m;
         qt_get_scale_min_k4 (j, y_scales, &sc, &m);
-        const float d = qt_f16_to_f32 (*y_d) * sc;
+        const float d = cmn_f16_bits_to_f32 (*y_d) * sc;
         if (d == 0.0f)
             continue;
-        const float dm = qt_f16_to_f32 (*y_dmin) * m;
+        const float dm = cmn_f16_bits_to_f32 (*y_dmin) * m;
         for (int ii = 0; ii < 32; ii++) {
             int l = qt_nearest_int ((x [32 * j + ii] + dm) / d);
             L [32 * j + ii] = (uchar) QT_MAX (0, QT_MIN (nmax, l));
@@ -558,8 +517,8 @@ void
 qt_dequantize_q4_K (__global const block_q4_K *x, __global float *y)
 {
     __global const uchar *q = x->qs;
-    const float d = qt_f16_to_f32 (x->d);
-    const float min = qt_f16_to_f32 (x->dmin);
+    const float d = cmn_f16_bits_to_f32 (x->d);
+    const float min = cmn_f16_bits_to_f32 (x->dmin);
     int is = 0;
     for (int j = 0; j < QK_K; j += 64, q += 32, is += 2) {
         uchar sc, m;
@@ -616,8 +575,8 @@ qt_dequantize_q5_K (__global const block_q5_K *x, __global float *y)
 {
     __global const uchar *ql = x->qs;
     __global const uchar *qh = x->qh;
-    const float d = qt_f16_to_f32 (x->d);
-    const float min = qt_f16_to_f32 (x->dmin);
+    const float d = cmn_f16_bits_to_f32 (x->d);
+    const float min = cmn_f16_bits_to_f32 (x->dmin);
     int is = 0;
     uint u1 = 1, u2 = 2;
     for (int j = 0; j < QK_K; j += 64, ql += 32, is += 2, u1 <<= 2, u2 <<= 2) {
@@ -654,7 +613,7 @@ qt_quantize_q6_K (__global const float *x, __global block_q6_K *y)
         return;
     }
     float iscale = -128.f / max_scale;
-    const ushort dh = qt_f32_to_f16 (1 / iscale);
+    const ushort dh = cmn_f32_to_f16_bits (1 / iscale);
     y->d = dh;
     char sc [QK_K / 16];
     for (int ib = 0; ib < QK_K / 16; ib++) {
@@ -662,7 +621,7 @@ qt_quantize_q6_K (__global const float *x, __global block_q6_K *y)
         y->scales [ib] = sc [ib];
     }
     for (int j = 0; j < QK_K / 16; j++) {
-        float d = qt_f16_to_f32 (dh) * sc [j];
+        float d = cmn_f16_bits_to_f32 (dh) * sc [j];
         if (d == 0.0f)
             continue;
         for (int ii = 0; ii < 16; ii++) {
@@ -690,7 +649,7 @@ qt_quantize_q6_K (__global const float *x, __global block_q6_K *y)
 void
 qt_dequantize_q6_K (__global const block_q6_K *x, __global float *y)
 {
-    const float d = qt_f16_to_f32 (x->d);
+    const float d = cmn_f16_bits_to_f32 (x->d);
     __global const uchar *ql = x->ql;
     __global const uchar *qh = x->qh;
     __global const char *sc = x->scales;
@@ -720,8 +679,8 @@ qt_quantize_int4 (__global const float *x, __global uchar *dst, int g)
         if (x [j] < min) min = x [j];
         if (x [j] > max) max = x [j];
     }
-    const ushort dh = qt_f32_to_f16 ((max - min) / 15.0f);
-    const float d = qt_f16_to_f32 (dh);
+    const ushort dh = cmn_f32_to_f16_bits ((max - min) / 15.0f);
+    const float d = cmn_f16_bits_to_f32 (dh);
     const float id = (d != 0.0f && isfinite (d)) ? 1.0f / d : 0.0f;
     int zp = qt_nearest_int (-min * id);
     zp = QT_MAX (0, QT_MIN (15, zp));
@@ -743,7 +702,7 @@ void
 qt_dequantize_int4 (__global const uchar *src, __global float *y, int g)
 {
     const ushort dh = (ushort) (src [0] | (src [1] << 8));
-    const float d = qt_f16_to_f32 (dh);
+    const float d = cmn_f16_bits_to_f32 (dh);
     const int zp = src [2] & 0x0f;
     __global const uchar *qs = src + 4;
     for (int j = 0; j < g; j += 2) {
@@ -831,7 +790,7 @@ quantize_f16 (__global const float *src, __global ushort *dst, const uint n, __g
     const uint i = get_global_id (0);
     (void) bad;
     if (i < n)
-        dst [i] = qt_f32_to_f16 (src [i]);
+        dst [i] = cmn_f32_to_f16_bits (src [i]);
 }
 
 __kernel void
@@ -856,7 +815,7 @@ dequantize_f16 (__global const ushort *src, __global float *dst, const uint n)
 {
     const uint i = get_global_id (0);
     if (i < n)
-        dst [i] = qt_f16_to_f32 (src [i]);
+        dst [i] = cmn_f16_bits_to_f32 (src [i]);
 }
 
 __kernel void

@@ -47,8 +47,9 @@ s_usage (FILE *out)
 "                          outputs (default CACHE-DIR/blobs)\n"
 "      --blob-cache-mb N   size cap of the blob cache in MiB, least recently\n"
 "                          used out first (default 10240)\n"
-"      --weight-cache-mb N device memory for quantized weights kept between\n"
-"                          jobs, in MiB (default: a quarter of the device's;\n"
+"      --weight-cache-mb N device memory for model weights kept between jobs\n"
+"                          (quantize outputs, generate's models), in MiB\n"
+"                          (default: a quarter of the device's;\n"
 "                          0 turns the weight cache off)\n"
 "      --heartbeat-ms N    heartbeat interval in ms (default %d); the broker\n"
 "                          counts us dead after %d silent intervals\n"
@@ -243,7 +244,7 @@ main (int argc, char *argv [])
     }
     cmn_err_t err;
     cmn_err_clear (&err);
-    //  The blob cache: where quantize fetches models (docs/store.md).
+    //  The blob cache: where jobs on blobs fetch models (docs/store.md).
     wrk_blobs_t *blobs = NULL;
     {
         char *default_cache = cache_dir || blob_dir ? NULL : s_default_cache_dir ();
@@ -260,7 +261,7 @@ main (int argc, char *argv [])
         free (dir);
         cfg.blobs = blobs;
     }
-    //  The weight cache: quantized tensors kept on the device (docs/store.md).
+    //  The weight cache: model weights kept on the device (docs/store.md).
     wrk_wcache_t *wcache = NULL;
     if (device) {
         uint64_t budget = weight_mb_set ? (uint64_t) weight_mb << 20

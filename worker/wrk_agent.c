@@ -215,6 +215,7 @@ s_device_run (s_devctx_t *ctx, zsock_t *pipe, s_lease_t *lease)
     job.attempt = lease->attempt;
     job.params = lease->params;
     job.device = lease->needs_device ? ctx->device : NULL;
+    job.device_name = ctx->device ? wrk_device_info (ctx->device)->name : NULL;
     job.blobs = ctx->blobs;
     job.wcache = ctx->wcache;
     job.stop = &lease->stop;

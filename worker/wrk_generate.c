@@ -2,7 +2,10 @@
 #include "wrk_generate.h"
 #include "wrk_device.h"
 #include "wrk_llm.h"
+#include "wrk_wcache.h"
+#include "cmn_blob.h"
 #include "cmn_codec.h"
+#include "cmn_log.h"
 #include "cmn_llama_model.h"
 #include "cmn_sampler.h"
 #include "cmn_tokenizer.h"
@@ -39,6 +42,88 @@ typedef struct {
     const char *stop;               // stop string or NULL
     size_t stop_len;                // its length
 } s_gen_t;
+
+//  A model ready to generate with: the GGUF (mapped from the file), its
+//  tokenizer and, once uploaded, its weights on the device. A blob model
+//  is kept in the worker's weight cache as the entry (blob, "llm") between
+//  jobs, so the next job on it does no fetch, parse or upload.
+typedef struct {
+    cmn_llama_model_t *model;       // owned
+    cmn_tokenizer_t *tok;           // owned
+    wrk_llm_weights_t *w;           // owned; NULL: each wrk_llm uploads its own
+} s_loaded_t;
+
+static void
+s_loaded_free (void *arg)
+{
+    s_loaded_t *l = arg;
+    if (!l)
+        return;
+    wrk_llm_weights_destroy (&l->w);
+    cmn_tokenizer_destroy (&l->tok);
+    cmn_llama_model_destroy (&l->model);
+    free (l);
+}
+
+//  Opens the job's model NAME (LEN bytes): a blob (64 hex digits) from the
+//  weight cache, or fetched into the blob cache, parsed, uploaded and put
+//  in the weight cache; else a file path on the worker, opened for this
+//  job alone. Sets *LM to the model; *OWN to it too when the job must free
+//  it (s_loaded_free), NULL when the weight cache holds it. Returns 0, or
+//  -1 with job->err set.
+static int
+s_open_model (wrk_job_t *job, const char *name, size_t len, s_loaded_t **lm, s_loaded_t **own,
+              bool *model_cached, bool *weights_cached)
+{
+    char key [4096], path [4096];
+    if (len >= sizeof key)
+        return cmn_err_set (&job->err, RXQ_E_PARAM, "generate: model path too long");
+    memcpy (key, name, len);
+    key [len] = 0;
+    const bool blob = cmn_blob_name_valid (key, len);
+    if (blob && job->wcache
+    &&  (*lm = wrk_wcache_object (job->wcache, key, WRK_GENERATE_WCACHE_TYPE))) {
+        *model_cached = *weights_cached = true;
+        wrk_job_progress (job, 0, "model %.16s... is on the device (weight cache)", key);
+        return 0;
+    }
+    if (blob) {
+        if (wrk_job_fetch_blob (job, "model", key, path, sizeof path, model_cached))
+            return -1;
+    }
+    else
+        memcpy (path, key, len + 1);
+    wrk_job_progress (job, 0, "loading %s%s", blob ? "model " : path, blob ? key : "");
+    s_loaded_t *l = calloc (1, sizeof *l);
+    if (!l)
+        return cmn_err_set (&job->err, RXQ_E_NOMEM, "out of memory");
+    if (!(l->model = cmn_llama_model_open (path, &job->err))
+    ||  !(l->tok = cmn_tokenizer_new (cmn_llama_model_gguf (l->model), &job->err))) {
+        s_loaded_free (l);
+        return -1;
+    }
+    if (blob && job->wcache) {
+        //  Uploaded once, into room the cache makes first; a model over
+        //  the cache's budget runs as a path model does.
+        cmn_err_t werr = { 0 };
+        if (wrk_wcache_reserve (job->wcache, wrk_llm_weights_need (l->model), &werr) == 0) {
+            if (!(l->w = wrk_llm_weights_new (job->device, l->model, 0, &job->err))) {
+                s_loaded_free (l);
+                return -1;
+            }
+            void *obj = l;
+            if (wrk_wcache_put (job->wcache, key, WRK_GENERATE_WCACHE_TYPE, &obj,
+                                wrk_llm_weights_bytes (l->w), s_loaded_free, &werr) == 0) {
+                *lm = l;
+                *own = NULL;
+                return 0;
+            }
+        }
+        cmn_log_info ("generate: model %.16s... not kept on the device: %s", key, werr.msg);
+    }
+    *lm = *own = l;
+    return 0;
+}
 
 static int
 s_stop (void *arg)
@@ -210,6 +295,26 @@ s_get_params (wrk_job_t *job, const char **model, size_t *model_len, const char 
     return 0;
 }
 
+//  The 'numerics' parameter ("f32", the default, or "ggml": llama.cpp's
+//  CPU roundings and order, docs/llm.md) into *NUMERICS.
+static int
+s_get_numerics (wrk_job_t *job, int *numerics)
+{
+    const char *v = NULL;
+    size_t n = 0;
+    if (cmn_codec_get_str (job->params, "numerics", &v, &n, &job->err) < 0)
+        return -1;
+    char name [8] = "f32";
+    if (v && n < sizeof name) {
+        memcpy (name, v, n);
+        name [n] = 0;
+    }
+    if ((v && n >= sizeof name) || (*numerics = wrk_llm_numerics_from_name (name)) < 0)
+        return cmn_err_set (&job->err, RXQ_E_PARAM, "generate: numerics must be 'f32' or "
+                            "'ggml', not '%.*s'", (int) (n > 32 ? 32 : n), v);
+    return 0;
+}
+
 //  Tokenizes one prompt (chat template unless RAW) into Q->ids.
 static int
 s_tokenize (wrk_job_t *job, cmn_tokenizer_t *tok, bool raw, const char *prompt, size_t len,
@@ -294,6 +399,9 @@ wrk_generate_job (wrk_job_t *job)
     if (s_get_params (job, &model_s, &model_len, &prompt, &prompt_len, &prompts, &max_tokens,
                       &sp, &seeded, &raw, &stop, &stop_len, &ctx) < 0)
         return -1;
+    int numerics = WRK_LLM_NUMERICS_F32;
+    if (s_get_numerics (job, &numerics) < 0)
+        return -1;
     if (!job->device)
         return cmn_err_set (&job->err, RXQ_E_NODEVICE, "generate needs an OpenCL device");
     if (!seeded) {
@@ -302,15 +410,11 @@ wrk_generate_job (wrk_job_t *job)
         clock_gettime (CLOCK_REALTIME, &ts);
         sp.seed = (uint64_t) ts.tv_sec * 1000000007ull + (uint64_t) ts.tv_nsec;
     }
-    char path [4096];
-    if (model_len >= sizeof path)
-        return cmn_err_set (&job->err, RXQ_E_PARAM, "generate: model path too long");
-    memcpy (path, model_s, model_len);
-    path [model_len] = 0;
-
     const int n_seq = prompts ? (int) prompts->via.array.size : 1;
     int rc = -1;
-    cmn_llama_model_t *model = NULL;
+    s_loaded_t *lm = NULL, *own = NULL;
+    bool model_cached = false, weights_cached = false;
+    const cmn_llama_model_t *model = NULL;
     cmn_tokenizer_t *tok = NULL;
     wrk_llm_t *llm = NULL;
     float *logits = NULL;
@@ -324,10 +428,10 @@ wrk_generate_job (wrk_job_t *job)
         goto done;
     }
 
-    wrk_job_progress (job, 0, "loading %s", path);
-    if (!(model = cmn_llama_model_open (path, &job->err))
-    ||  !(tok = cmn_tokenizer_new (cmn_llama_model_gguf (model), &job->err)))
+    if (s_open_model (job, model_s, model_len, &lm, &own, &model_cached, &weights_cached) < 0)
         goto done;
+    model = lm->model;
+    tok = lm->tok;
     const cmn_llama_hparams_t *hp = cmn_llama_model_hparams (model);
     size_t n_prompt_all = 0, n_ids_max = 0;
     for (int i = 0; i < n_seq; i++) {
@@ -381,10 +485,12 @@ wrk_generate_job (wrk_job_t *job)
         cmn_err_set (&job->err, RXQ_E_NOMEM, "out of memory");
         goto done;
     }
-    if (!(llm = wrk_llm_new_seqs (job->device, model, (int) n_ctx, GEN_BATCH, n_seq,
-                                  &job->err)))
+    if (!(llm = wrk_llm_new_on (job->device, model, lm->w, (int) n_ctx, GEN_BATCH, n_seq,
+                                &job->err)))
         goto done;
     wrk_llm_set_profile (llm, true);
+    if (wrk_llm_set_numerics (llm, numerics, &job->err) < 0)
+        goto done;
 
     wrk_job_progress (job, 0, "prompt: %zu tokens in %d sequence%s", n_prompt_all, n_seq,
                       n_seq > 1 ? "s" : "");
@@ -444,7 +550,7 @@ wrk_generate_job (wrk_job_t *job)
     cmn_gguf_get_str (cmn_llama_model_gguf (model), "general.name", &name, &name_len, NULL);
 
     msgpack_packer *pk = job->result;
-    msgpack_pack_map (pk, prompts ? 11 : 13);
+    msgpack_pack_map (pk, prompts ? 13 : 15);
     if (prompts) {
         cmn_pack_key (pk, "results");
         msgpack_pack_array (pk, (size_t) n_seq);
@@ -469,6 +575,8 @@ wrk_generate_job (wrk_job_t *job)
     for (int k = 0; k < WRK_LLM_K_COUNT; k++)
         cmn_pack_kv_double (pk, wrk_llm_kclass_names [k], total ? (double) ns [k] / total : 0);
     cmn_pack_kv_double (pk, "kernel_ms", (double) total / 1e6);
+    cmn_pack_kv_bool (pk, "model_cached", model_cached);
+    cmn_pack_kv_bool (pk, "weights_cached", weights_cached);
     cmn_pack_key (pk, "model");
     msgpack_pack_map (pk, 5);
     cmn_pack_kv_strn (pk, "name", name ? name : "", name ? name_len : 0);
@@ -486,8 +594,7 @@ done:
         free (g.seq [i].out);
     }
     free (g.seq);
-    cmn_tokenizer_destroy (&tok);
-    cmn_llama_model_destroy (&model);
+    s_loaded_free (own);
     free (batch);
     free (row);
     free (logits);

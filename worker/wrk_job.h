@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "cmn_blob.h"
 #include "cmn_error.h"
 #include "cmn_proto.h"
 
@@ -38,6 +39,9 @@ struct _wrk_job_t {
     const msgpack_object *params;   // parameter map, never NULL
     wrk_device_t *device;           // the worker's device; NULL for kinds
                                     // that need none
+    const char *device_name;        // the worker's device name for any kind
+                                    // (read-only; the optimize job's target
+                                    // layout), NULL when it has no device
     wrk_blobs_t *blobs;             // the worker's blob cache (wrk_blobs.h):
                                     // fetch inputs, upload outputs; NULL
                                     // when the worker has none
@@ -65,6 +69,25 @@ void wrk_job_progress (wrk_job_t *job, double fraction, const char *fmt, ...)
 //  (also setting job->err) when it must stop. Cheap: call it between
 //  kernel enqueues.
 int wrk_job_should_stop (wrk_job_t *job);
+
+//  Fetches blob HASH, the job's WHAT (a word such as "model"), into the
+//  worker's blob cache (a hit costs nothing) and writes its path into PATH
+//  (PATH_SIZE bytes); HIT (may be NULL) says whether it was cached. Sends
+//  progress "fetching WHAT: X of Y MB" at fraction 0, at most every 5% of
+//  the blob, then "WHAT HASH... found in the blob cache" or "fetched"; a
+//  cancel or the deadline stops the fetch between chunks, leaving nothing.
+//  Returns 0, or -1 with job->err set: RXQ_E_UNSUPPORTED when the worker
+//  has no blob cache; what wrk_blobs_fetch reports (RXQ_E_NOTFOUND,
+//  RXQ_E_IO_HASH, RXQ_E_UNREACHABLE, RXQ_E_CANCELLED, ...).
+int wrk_job_fetch_blob (wrk_job_t *job, const char *what, const char *hash, char *path,
+                        size_t path_size, bool *hit);
+
+//  Uploads the job's output file at PATH (in the blob cache's tmp
+//  directory: wrk_blobs_tmp_path) to the broker's store and moves it into
+//  the blob cache (wrk_blobs_put), with a progress event at fraction 1.
+//  Stores its name in HASH. Returns 0, or -1 with job->err set (what
+//  wrk_blobs_put reports); PATH is removed on failure.
+int wrk_job_put_blob (wrk_job_t *job, const char *path, char hash [CMN_BLOB_HEX_LEN + 1]);
 
 //  A job runner. Returns 0 with a result packed, or -1 with job->err set.
 typedef int (wrk_job_fn) (wrk_job_t *job);

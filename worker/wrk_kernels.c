@@ -20,6 +20,9 @@
 //  Most elements one tensor may have: 2^30, half of what an int indexes.
 #define S_MAX_ELEMS ((size_t) 1 << 30)
 
+//  Build options of ggml.cl: x86 divides correctly rounded (the Q8 scales).
+#define S_GGML_OPTIONS "-cl-fp32-correctly-rounded-divide-sqrt"
+
 //  The -D parameters of each kernel file, as the launchers use them.
 typedef struct {
     size_t qmm_wgs;             // QMM_WGS, work-items per GEMV/GEMM group
@@ -445,6 +448,216 @@ wrk_kernels_attention (wrk_device_t *dev, cl_mem Q, cl_mem K, cl_mem V,
                      event, err);
 }
 
+
+//  --------------------------------------------------------------------------
+//  ggml.cl: llama.cpp's CPU backend, bit for bit
+
+int
+wrk_kernels_ggml_round_act (wrk_device_t *dev, int type, cl_mem x, cl_mem y,
+                            int rows, int cols, cl_event *event, cmn_err_t *err)
+{
+    assert (dev);
+    s_null_event (event);
+    size_t qk;
+    const char *kernel;
+    switch (type) {
+        case GGML_TYPE_Q4_0: case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_1:
+            qk = 32; kernel = "ggml_round_q8"; break;
+        case GGML_TYPE_Q4_K: case GGML_TYPE_Q6_K:
+            qk = QK_K; kernel = "ggml_round_q8_k"; break;
+        default:
+            return cmn_err_set (err, RXQ_E_UNSUPPORTED, "ggml_round: quant type %d is not "
+                                "one of q4_0, q4_1, q8_0, q4_K, q6_K", type);
+    }
+    if (s_positive (err, "ggml_round", (int []) { rows, cols }, 2)
+    ||  s_fits (err, "ggml_round", (size_t) rows, (size_t) cols, 1))
+        return -1;
+    if (cols % qk)
+        return cmn_err_set (err, RXQ_E_INVAL, "ggml_round: cols %d is not a multiple of %zu",
+                            cols, qk);
+    const cl_uint nb = (cl_uint) ((size_t) rows * cols / qk);
+    const size_t bytes = (size_t) rows * cols * sizeof (float);
+    const size_t global [1] = { s_round_up (nb, 64) };
+    return s_launch (dev, "ggml.cl", S_GGML_OPTIONS, kernel, 1, global, NULL,
+                     S_ARGS (S_BUF (x, bytes), S_BUF (y, bytes), S_VAL (nb)), event, err);
+}
+
+int
+wrk_kernels_ggml_round_f16 (wrk_device_t *dev, cl_mem x, size_t n, cl_event *event,
+                            cmn_err_t *err)
+{
+    assert (dev);
+    s_null_event (event);
+    if (n < 1 || n > S_MAX_ELEMS)
+        return cmn_err_set (err, n ? RXQ_E_LIMIT : RXQ_E_INVAL, "ggml_round_f16: n %zu must "
+                            "be 1 .. 2^30", n);
+    const cl_uint un = (cl_uint) n;
+    const size_t global [1] = { s_round_up (n, 256) };
+    return s_launch (dev, "ggml.cl", S_GGML_OPTIONS, "ggml_round_f16", 1, global, NULL,
+                     S_ARGS (S_BUF (x, n * sizeof (float)), S_VAL (un)), event, err);
+}
+
+int
+wrk_kernels_ggml_quant_q8_1 (wrk_device_t *dev, cl_mem x, cl_mem qs, cl_mem d, cl_mem s,
+                             int rows, int cols, cl_event *event, cmn_err_t *err)
+{
+    assert (dev);
+    s_null_event (event);
+    if (s_positive (err, "ggml_quant_q8_1", (int []) { rows, cols }, 2)
+    ||  s_fits (err, "ggml_quant_q8_1", (size_t) rows, (size_t) cols, 1))
+        return -1;
+    if (cols % 32)
+        return cmn_err_set (err, RXQ_E_INVAL, "ggml_quant_q8_1: cols %d is not a multiple "
+                            "of 32", cols);
+    const cl_uint nb = (cl_uint) ((size_t) rows * cols / 32);
+    const size_t global [1] = { s_round_up (nb, 64) };
+    return s_launch (dev, "ggml.cl", S_GGML_OPTIONS, "ggml_quant_q8_1", 1, global, NULL,
+                     S_ARGS (S_BUF (x, (size_t) rows * cols * sizeof (float)),
+                             S_BUF (qs, (size_t) rows * cols),
+                             S_BUF (d, (size_t) nb * sizeof (float)),
+                             S_BUF (s, (size_t) nb * sizeof (float)), S_VAL (nb)),
+                     event, err);
+}
+
+int
+wrk_kernels_ggml_mm_q4_1 (wrk_device_t *dev, cl_mem W, cl_mem qs, cl_mem d, cl_mem s,
+                          cl_mem y, int rows, int cols, int batch, cl_event *event,
+                          cmn_err_t *err)
+{
+    assert (dev);
+    s_null_event (event);
+    if (s_positive (err, "ggml_mm_q4_1", (int []) { rows, cols, batch }, 3)
+    ||  s_fits (err, "ggml_mm_q4_1", (size_t) rows, (size_t) cols, 1)
+    ||  s_fits (err, "ggml_mm_q4_1", (size_t) batch, (size_t) cols, 1)
+    ||  s_fits (err, "ggml_mm_q4_1", (size_t) batch, (size_t) rows, 1))
+        return -1;
+    if (cols % QK4_1)
+        return cmn_err_set (err, RXQ_E_INVAL, "ggml_mm_q4_1: cols %d is not a multiple of %d",
+                            cols, QK4_1);
+    const int nb = cols / QK4_1;
+    const size_t global [2] = { s_round_up ((size_t) rows, 64), (size_t) batch };
+    return s_launch (dev, "ggml.cl", S_GGML_OPTIONS, "ggml_mm_q4_1", 2, global, NULL,
+                     S_ARGS (S_BUF (W, (size_t) rows * nb * sizeof (block_q4_1)),
+                             S_BUF (qs, (size_t) batch * cols),
+                             S_BUF (d, (size_t) batch * nb * sizeof (float)),
+                             S_BUF (s, (size_t) batch * nb * sizeof (float)),
+                             S_BUF (y, (size_t) batch * rows * sizeof (float)),
+                             S_VAL (rows), S_VAL (nb), S_VAL (batch)),
+                     event, err);
+}
+
+int
+wrk_kernels_ggml_rms_norm (wrk_device_t *dev, cl_mem x, cl_mem w, cl_mem y, int rows, int n,
+                           float eps, cl_event *event, cmn_err_t *err)
+{
+    assert (dev);
+    s_null_event (event);
+    if (s_positive (err, "ggml_rms_norm", (int []) { rows, n }, 2)
+    ||  s_fits (err, "ggml_rms_norm", (size_t) rows, (size_t) n, 1))
+        return -1;
+    const size_t bytes = (size_t) rows * n * sizeof (float);
+    const size_t global [1] = { s_round_up ((size_t) rows, 16) };
+    return s_launch (dev, "ggml.cl", S_GGML_OPTIONS, "ggml_rms_norm", 1, global, NULL,
+                     S_ARGS (S_BUF (x, bytes), S_BUF (w, (size_t) n * sizeof (float)),
+                             S_BUF (y, bytes), S_VAL (rows), S_VAL (n), S_VAL (eps)),
+                     event, err);
+}
+
+int
+wrk_kernels_ggml_swiglu (wrk_device_t *dev, cl_mem g, cl_mem u, cl_mem y, size_t n,
+                         cl_event *event, cmn_err_t *err)
+{
+    assert (dev);
+    s_null_event (event);
+    if (n < 1 || n > S_MAX_ELEMS)
+        return cmn_err_set (err, n ? RXQ_E_LIMIT : RXQ_E_INVAL, "ggml_swiglu: n %zu must "
+                            "be 1 .. 2^30", n);
+    const cl_uint un = (cl_uint) n;
+    const size_t global [1] = { s_round_up (n, 256) };
+    return s_launch (dev, "ggml.cl", S_GGML_OPTIONS, "ggml_swiglu", 1, global, NULL,
+                     S_ARGS (S_BUF (g, n * sizeof (float)), S_BUF (u, n * sizeof (float)),
+                             S_BUF (y, n * sizeof (float)), S_VAL (un)),
+                     event, err);
+}
+
+int
+wrk_kernels_ggml_rope (wrk_device_t *dev, cl_mem x, cl_mem y, cl_mem cs, const wrk_rope_t *r,
+                       cl_event *event, cmn_err_t *err)
+{
+    assert (dev && r);
+    s_null_event (event);
+    if (s_positive (err, "ggml_rope", (int []) { r->n_tokens, r->n_heads, r->head_dim,
+                                                  r->n_dims }, 4))
+        return -1;
+    if (r->head_dim % 2 || r->n_dims % 2 || r->n_dims > r->head_dim)
+        return cmn_err_set (err, RXQ_E_INVAL, "ggml_rope: head_dim %d and n_dims %d "
+                            "must be even with n_dims <= head_dim", r->head_dim, r->n_dims);
+    if (r->mode != WRK_ROPE_NORMAL && r->mode != WRK_ROPE_NEOX)
+        return cmn_err_set (err, RXQ_E_INVAL, "ggml_rope: unknown mode %d", r->mode);
+    if (r->xs_tok < 0 || r->xs_head < 0 || r->ys_tok < 0 || r->ys_head < 0)
+        return cmn_err_set (err, RXQ_E_INVAL, "ggml_rope: strides must be >= 0");
+    if (s_span (r, r->xs_tok, r->xs_head) / sizeof (float) > S_MAX_ELEMS
+    ||  s_span (r, r->ys_tok, r->ys_head) / sizeof (float) > S_MAX_ELEMS)
+        return cmn_err_set (err, RXQ_E_LIMIT, "ggml_rope: tensor spans more than 2^30 floats");
+    const size_t global [3] = { (size_t) r->head_dim / 2, (size_t) r->n_heads,
+                                (size_t) r->n_tokens };
+    return s_launch (dev, "ggml.cl", S_GGML_OPTIONS, "ggml_rope", 3, global, NULL,
+                     S_ARGS (S_BUF (x, s_span (r, r->xs_tok, r->xs_head)),
+                             S_VAL (r->xs_tok), S_VAL (r->xs_head),
+                             S_BUF (y, s_span (r, r->ys_tok, r->ys_head)),
+                             S_VAL (r->ys_tok), S_VAL (r->ys_head),
+                             S_BUF (cs, (size_t) r->n_tokens * r->n_dims * sizeof (float)),
+                             S_VAL (r->head_dim), S_VAL (r->n_dims), S_VAL (r->mode)),
+                     event, err);
+}
+
+int
+wrk_kernels_attention_ggml (wrk_device_t *dev, cl_mem Q, cl_mem K, cl_mem V, cl_mem O,
+                            cl_mem scratch, const wrk_attn_t *a, int gen,
+                            cl_event *event, cmn_err_t *err)
+{
+    assert (dev && a);
+    s_null_event (event);
+    if (s_positive (err, "attention_ggml", (int []) { a->n_q_heads, a->n_kv_heads,
+                    a->n_tokens, a->head_dim, a->ctx }, 5))
+        return -1;
+    if (a->n_q_heads % a->n_kv_heads)
+        return cmn_err_set (err, RXQ_E_INVAL, "attention_ggml: n_q_heads %d is not a "
+                            "multiple of n_kv_heads %d", a->n_q_heads, a->n_kv_heads);
+    if (a->head_dim > 256)
+        return cmn_err_set (err, RXQ_E_INVAL, "attention_ggml: head_dim %d is above 256",
+                            a->head_dim);
+    if (a->n_past < 0 || a->n_past > a->ctx - a->n_tokens)
+        return cmn_err_set (err, RXQ_E_INVAL, "attention_ggml: n_past %d + n_tokens %d "
+                            "do not fit the cache of %d rows", a->n_past, a->n_tokens, a->ctx);
+    const int q_rows = a->q_rows ? a->q_rows : a->n_tokens;
+    if (q_rows < a->n_tokens)
+        return cmn_err_set (err, RXQ_E_INVAL, "attention_ggml: q_rows %d is below n_tokens "
+                            "%d", q_rows, a->n_tokens);
+    if (s_fits (err, "attention_ggml", (size_t) a->n_q_heads, (size_t) q_rows,
+                (size_t) a->head_dim)
+    ||  s_fits (err, "attention_ggml", (size_t) a->n_kv_heads, (size_t) a->ctx,
+                (size_t) a->head_dim)
+    ||  s_fits (err, "attention_ggml", (size_t) a->n_q_heads, (size_t) a->n_tokens,
+                (size_t) a->ctx))
+        return -1;
+    const size_t q_bytes = (a->q_off + ((size_t) (a->n_q_heads - 1) * q_rows + a->n_tokens)
+                            * a->head_dim) * sizeof (float);
+    const size_t kv_bytes = (a->kv_off + (size_t) a->n_kv_heads * a->ctx * a->head_dim)
+                          * sizeof (float);
+    const size_t sc_bytes = (size_t) a->n_q_heads * a->n_tokens * a->ctx * sizeof (float);
+    const int group = a->n_q_heads / a->n_kv_heads;
+    const cl_ulong q_off = a->q_off, kv_off = a->kv_off;
+    const size_t global [2] = { (size_t) a->n_tokens, (size_t) a->n_q_heads };
+    return s_launch (dev, "ggml.cl", S_GGML_OPTIONS, "attention_ggml", 2, global, NULL,
+                     S_ARGS (S_BUF (Q, q_bytes), S_BUF (K, kv_bytes),
+                             S_BUF (V, kv_bytes), S_BUF (O, q_bytes),
+                             S_VAL (a->n_tokens), S_VAL (a->head_dim),
+                             S_VAL (a->ctx), S_VAL (a->n_past), S_VAL (group),
+                             S_VAL (a->scale), S_VAL (q_rows), S_VAL (q_off),
+                             S_VAL (kv_off), S_VAL (gen), S_BUF (scratch, sc_bytes)),
+                     event, err);
+}
 
 //  --------------------------------------------------------------------------
 //  elementwise.cl

@@ -140,6 +140,53 @@ int wrk_kernels_attention (wrk_device_t *dev, cl_mem Q, cl_mem K, cl_mem V,
                            cl_mem O, const wrk_attn_t *shape,
                            cl_event *event, cmn_err_t *err);
 
+//  llama.cpp-compatible numerics (kernels/ggml.cl; wrk_llm's ggml mode):
+//  ggml's CPU operations in ggml's evaluation order.
+//
+//  Y [ROWS, COLS] = X rounded as ggml's CPU backend rounds an activation
+//  row before its product with a weight of quant TYPE (the type's
+//  vec_dot_type, dequantized): Q8_0 blocks for Q4_0, Q8_0 and Q4_1, Q8_K
+//  for Q4_K and Q6_K. COLS a multiple of the block (32; 256 for Q8_K). Y
+//  may be X. (Q4_1 products are reproduced exactly by the two below.)
+int wrk_kernels_ggml_round_act (wrk_device_t *dev, int type, cl_mem x, cl_mem y,
+                                int rows, int cols, cl_event *event, cmn_err_t *err);
+
+//  Q8_1 blocks of X [ROWS, COLS] into QS (int8 [ROWS * COLS]), D and S (float
+//  [ROWS * COLS / 32]: fp16 (d), fp16 (d * sum q)).
+int wrk_kernels_ggml_quant_q8_1 (wrk_device_t *dev, cl_mem x, cl_mem qs, cl_mem d, cl_mem s,
+                                 int rows, int cols, cl_event *event, cmn_err_t *err);
+
+//  Y [BATCH, ROWS] = the Q4_1 matrix W [ROWS, COLS] times BATCH Q8_1 rows
+//  (wrk_kernels_ggml_quant_q8_1's), in ggml_vec_dot_q4_1_q8_1's order.
+int wrk_kernels_ggml_mm_q4_1 (wrk_device_t *dev, cl_mem W, cl_mem qs, cl_mem d, cl_mem s,
+                              cl_mem y, int rows, int cols, int batch, cl_event *event,
+                              cmn_err_t *err);
+
+//  RMSNorm times W as ggml computes it (double sum); Y may be X.
+int wrk_kernels_ggml_rms_norm (wrk_device_t *dev, cl_mem x, cl_mem w, cl_mem y, int rows,
+                               int n, float eps, cl_event *event, cmn_err_t *err);
+
+//  y = silu (g) * u with ggml's vectorised expf.
+int wrk_kernels_ggml_swiglu (wrk_device_t *dev, cl_mem g, cl_mem u, cl_mem y, size_t n,
+                             cl_event *event, cmn_err_t *err);
+
+//  RoPE as wrk_kernels_rope (shape->freq_base unused), with cos and sin
+//  from CS [n_tokens, n_dims / 2, 2], computed by the caller as ggml does.
+int wrk_kernels_ggml_rope (wrk_device_t *dev, cl_mem x, cl_mem y, cl_mem cs,
+                           const wrk_rope_t *shape, cl_event *event, cmn_err_t *err);
+
+//  Attention as ggml's non-flash CPU path in its evaluation order: GEN
+//  when llama.cpp's batch held one token (ggml_vec_dot_f16), else
+//  tinyBLAS's order. SCRATCH: n_q_heads * n_tokens * ctx floats.
+//  K and V must hold F16-rounded values (wrk_kernels_ggml_round_f16).
+int wrk_kernels_attention_ggml (wrk_device_t *dev, cl_mem Q, cl_mem K, cl_mem V,
+                                cl_mem O, cl_mem scratch, const wrk_attn_t *shape,
+                                int gen, cl_event *event, cmn_err_t *err);
+
+//  x = fp16 (x), round to nearest even, for N floats in place.
+int wrk_kernels_ggml_round_f16 (wrk_device_t *dev, cl_mem x, size_t n,
+                                cl_event *event, cmn_err_t *err);
+
 //  y[i] = a[i] + b[i % bn] and a[i] * b[i % bn], for i < n; n % bn == 0
 //  (bn = n: no broadcast; bn = row length: b added to every row).
 int wrk_kernels_add (wrk_device_t *dev, cl_mem a, cl_mem b, cl_mem y,

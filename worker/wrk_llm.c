@@ -3,6 +3,7 @@
 #include "wrk_kernels.h"
 #include "wrk_llm_weights.h"
 #include "cmn_quant.h"
+#include "cmn_quant_blocks.h"
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
@@ -25,6 +26,12 @@ typedef struct {
     cl_mem pos;                 // int32 positions [B]
     cl_mem last;                // each sequence's last token's x [S, E]
     cl_mem logits;              // [S, V]
+    //  ggml numerics only (wrk_llm_set_numerics allocates them):
+    cl_mem xq;                  // a product's rounded input [max (B, S), max (E, F)]
+    cl_mem xq8;                 // its Q8_1 values (int8), same shape
+    cl_mem xd, xs;              // its Q8_1 scales and sums, one per 32 values
+    cl_mem rope_cs;             // cos, sin per token and pair [B, n_rot / 2, 2]
+    cl_mem att;                 // attention scores [H, B, n_ctx]
 } s_acts_t;
 
 struct _wrk_llm_t {
@@ -32,6 +39,7 @@ struct _wrk_llm_t {
     const cmn_llama_model_t *model;     // borrowed
     cmn_llama_hparams_t hp;             // copy of the model's
     wrk_llm_weights_t *w;               // weights on the device
+    bool w_borrowed;                    // w is the caller's (wrk_llm_new_on)
     cl_mem *kc, *vc;                    // per layer [S, Hkv, n_ctx, D]
     s_acts_t a;                         // activations
     int n_ctx;                          // cache rows per head and sequence
@@ -39,6 +47,8 @@ struct _wrk_llm_t {
     int n_seq;                          // sequences (S)
     int *n_past;                        // rows filled, per sequence
     float *embd;                        // host [B, E] embeddings of a chunk
+    float *rope_cs;                     // host [B, n_rot] RoPE table (ggml numerics)
+    int numerics;                       // wrk_llm_numerics_t
     bool profile;                       // collect kernel times
     cl_event *events;                   // pending profiled events
     int *event_class;                   // their classes
@@ -87,6 +97,13 @@ wrk_llm_t *
 wrk_llm_new_seqs (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx, int n_batch,
                   int n_seq, cmn_err_t *err)
 {
+    return wrk_llm_new_on (dev, model, NULL, n_ctx, n_batch, n_seq, err);
+}
+
+wrk_llm_t *
+wrk_llm_new_on (wrk_device_t *dev, const cmn_llama_model_t *model, wrk_llm_weights_t *weights,
+                int n_ctx, int n_batch, int n_seq, cmn_err_t *err)
+{
     assert (dev && model && n_batch >= 1 && n_seq >= 1 && n_seq <= WRK_LLM_MAX_SEQ);
     const cmn_llama_hparams_t *hp = cmn_llama_model_hparams (model);
     if (n_ctx < 1 || n_ctx > hp->n_ctx_train) {
@@ -116,7 +133,25 @@ wrk_llm_new_seqs (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx, 
     const size_t E = (size_t) hp->n_embd, KV = (size_t) hp->n_head_kv * hp->head_dim;
     const size_t F = (size_t) hp->n_ff, B = (size_t) n_batch, f = sizeof (float);
     const size_t S = (size_t) n_seq;
-    self->w = wrk_llm_weights_new (dev, model, s_state_bytes (hp, n_ctx, n_batch, n_seq), err);
+    const uint64_t state = s_state_bytes (hp, n_ctx, n_batch, n_seq);
+    if (weights) {
+        //  The weights are on the device already: the same check as
+        //  wrk_llm_weights_new makes, with what they take.
+        const uint64_t need = wrk_llm_weights_bytes (weights), have
+                            = wrk_device_info (dev)->global_mem;
+        if (need + state > have)
+            cmn_err_set (err, RXQ_E_LIMIT, "model does not fit the device: it needs %.1f MiB "
+                         "(weights %.1f MiB, KV cache and activations %.1f MiB), the device "
+                         "has %.1f MiB", (double) (need + state) / 1048576.0,
+                         (double) need / 1048576.0, (double) state / 1048576.0,
+                         (double) have / 1048576.0);
+        else {
+            self->w = weights;
+            self->w_borrowed = true;
+        }
+    }
+    else
+        self->w = wrk_llm_weights_new (dev, model, state, err);
     self->kc = calloc ((size_t) hp->n_layer, sizeof *self->kc);
     self->vc = calloc ((size_t) hp->n_layer, sizeof *self->vc);
     self->embd = malloc (B * E * f);
@@ -177,8 +212,10 @@ wrk_llm_destroy (wrk_llm_t **self_p)
     cl_mem *m = (cl_mem *) &self->a;
     for (size_t i = 0; i < sizeof self->a / sizeof (cl_mem); i++)
         s_release (&m [i]);
-    wrk_llm_weights_destroy (&self->w);
+    if (!self->w_borrowed)
+        wrk_llm_weights_destroy (&self->w);
     free (self->embd);
+    free (self->rope_cs);
     free (self->n_past);
     free (self);
     *self_p = NULL;
@@ -201,6 +238,62 @@ wrk_llm_reset (wrk_llm_t *self)
     assert (self);
     memset (self->n_past, 0, (size_t) self->n_seq * sizeof *self->n_past);
 }
+
+int
+wrk_llm_numerics_from_name (const char *name)
+{
+    assert (name);
+    return !strcmp (name, "f32") ? WRK_LLM_NUMERICS_F32
+         : !strcmp (name, "ggml") ? WRK_LLM_NUMERICS_GGML : -1;
+}
+
+//  Releases the ggml numerics' buffers.
+static void
+s_drop_ggml (wrk_llm_t *self)
+{
+    s_release (&self->a.xq);
+    s_release (&self->a.xq8);
+    s_release (&self->a.xd);
+    s_release (&self->a.xs);
+    s_release (&self->a.rope_cs);
+    s_release (&self->a.att);
+    free (self->rope_cs);
+    self->rope_cs = NULL;
+}
+
+int
+wrk_llm_set_numerics (wrk_llm_t *self, int numerics, cmn_err_t *err)
+{
+    assert (self);
+    assert (numerics == WRK_LLM_NUMERICS_F32 || numerics == WRK_LLM_NUMERICS_GGML);
+    if (numerics == WRK_LLM_NUMERICS_GGML && !self->a.xq) {
+        //  The widest input of a product is an FFN row (F) or a model row
+        //  (E), over a chunk (B rows) or the output's gathered rows (S).
+        const size_t B = (size_t) self->n_batch;
+        const size_t rows = (size_t) (self->n_batch > self->n_seq ? self->n_batch : self->n_seq);
+        const size_t cols = (size_t) (self->hp.n_ff > self->hp.n_embd ? self->hp.n_ff
+                                                                        : self->hp.n_embd);
+        const size_t f = sizeof (float), nb = rows * (cols / 32 + 1);
+        s_acts_t *a = &self->a;
+        if (!(self->rope_cs = malloc (B * (size_t) self->hp.n_rot * f))) {
+            cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
+            return -1;
+        }
+        if (!(a->xq = s_alloc (self, rows * cols * f, err))
+        ||  !(a->xq8 = s_alloc (self, rows * cols, err))
+        ||  !(a->xd = s_alloc (self, nb * f, err)) || !(a->xs = s_alloc (self, nb * f, err))
+        ||  !(a->rope_cs = s_alloc (self, B * (size_t) self->hp.n_rot * f, err))
+        ||  !(a->att = s_alloc (self, (size_t) self->hp.n_head * B * (size_t) self->n_ctx * f,
+                                err))) {
+            s_drop_ggml (self);
+            return -1;
+        }
+    }
+    self->numerics = numerics;
+    return 0;
+}
+
+int wrk_llm_numerics (const wrk_llm_t *self) { assert (self); return self->numerics; }
 
 void wrk_llm_set_profile (wrk_llm_t *self, bool on) { assert (self); self->profile = on; }
 const uint64_t *wrk_llm_kernel_ns (const wrk_llm_t *self) { assert (self); return self->kernel_ns; }
@@ -264,11 +357,33 @@ s_finish (wrk_llm_t *self, cmn_err_t *err)
         s_keep (self); \
     } while (0)
 
-//  Y [T, rows] = X [T, cols] M^T, by GEMV when T is 1.
+//  Y [T, rows] = X [T, cols] M^T, by GEMV when T is 1. With ggml numerics
+//  a Q4_1 product is llama.cpp's, bit for bit (X to Q8_1 blocks, then
+//  ggml_vec_dot_q4_1_q8_1's order); other types get X rounded as ggml
+//  rounds it (into xq; X is left alone, since several products read it)
+//  and the float32 product.
 static int
 s_matmul (wrk_llm_t *self, const wrk_llm_matrix_t *m, cl_mem X, cl_mem Y, int T,
           cmn_err_t *err)
 {
+    const bool ggml = self->numerics == WRK_LLM_NUMERICS_GGML;
+    s_acts_t *a = &self->a;
+    if (ggml && m->type == GGML_TYPE_Q4_1) {
+        //  ggml_vec_dot_q4_1_q8_1 on Q8_1 blocks, in its order.
+        RUN (WRK_LLM_K_MATMUL, wrk_kernels_ggml_quant_q8_1 (self->dev, X, a->xq8, a->xd, a->xs,
+                                                            T, m->cols, ev_, err));
+        RUN (WRK_LLM_K_MATMUL, wrk_kernels_ggml_mm_q4_1 (self->dev, m->mem, a->xq8, a->xd,
+                                                         a->xs, Y, m->rows, m->cols, T, ev_,
+                                                         err));
+        return 0;
+    }
+    if (ggml) {
+        //  Other types: the activations rounded as ggml rounds them, the
+        //  product in float32 in this library's order.
+        RUN (WRK_LLM_K_MATMUL, wrk_kernels_ggml_round_act (self->dev, m->type, X, a->xq, T,
+                                                           m->cols, ev_, err));
+        X = a->xq;
+    }
     if (T == 1)
         RUN (WRK_LLM_K_MATMUL, wrk_kernels_gemv_q (self->dev, m->type, m->mem, X, Y, m->rows,
                                                    m->cols, ev_, err));
@@ -315,6 +430,32 @@ typedef struct {
     int out;                    // row of the caller's logits, or -1
 } s_seg_t;
 
+//  Y [ROWS, E] = rms_norm (X) * W, as the numerics say.
+static int
+s_norm (wrk_llm_t *self, cl_mem X, cl_mem W, cl_mem Y, int rows, cmn_err_t *err)
+{
+    const cmn_llama_hparams_t *hp = &self->hp;
+    if (self->numerics == WRK_LLM_NUMERICS_GGML)
+        RUN (WRK_LLM_K_NORM, wrk_kernels_ggml_rms_norm (self->dev, X, W, Y, rows, hp->n_embd,
+                                                        hp->norm_eps, ev_, err));
+    else
+        RUN (WRK_LLM_K_NORM, wrk_kernels_rms_norm (self->dev, X, W, Y, rows, hp->n_embd,
+                                                   hp->norm_eps, WRK_ACT_NONE, ev_, err));
+    return 0;
+}
+
+//  RoPE of X into Y, as the numerics say.
+static int
+s_rope (wrk_llm_t *self, cl_mem X, cl_mem Y, const wrk_rope_t *r, cmn_err_t *err)
+{
+    if (self->numerics == WRK_LLM_NUMERICS_GGML)
+        RUN (WRK_LLM_K_ROPE, wrk_kernels_ggml_rope (self->dev, X, Y, self->a.rope_cs, r,
+                                                    ev_, err));
+    else
+        RUN (WRK_LLM_K_ROPE, wrk_kernels_rope (self->dev, X, Y, self->a.pos, r, ev_, err));
+    return 0;
+}
+
 //  One block on a chunk of T tokens made of N_SEGS segments.
 static int
 s_block (wrk_llm_t *self, int il, int T, const s_seg_t *segs, int n_segs, cmn_err_t *err)
@@ -326,8 +467,8 @@ s_block (wrk_llm_t *self, int il, int T, const s_seg_t *segs, int n_segs, cmn_er
     const int KV = Hkv * D;
     const size_t f = sizeof (float);
 
-    RUN (WRK_LLM_K_NORM, wrk_kernels_rms_norm (self->dev, a->x, L->attn_norm, a->h, T, E,
-                                               hp->norm_eps, WRK_ACT_NONE, ev_, err));
+    if (s_norm (self, a->x, L->attn_norm, a->h, T, err))
+        return -1;
     if (s_matmul (self, &L->wq, a->h, a->q, T, err)
     ||  s_matmul (self, &L->wk, a->h, a->k, T, err)
     ||  s_matmul (self, &L->wv, a->h, a->v, T, err))
@@ -337,11 +478,19 @@ s_block (wrk_llm_t *self, int il, int T, const s_seg_t *segs, int n_segs, cmn_er
     wrk_rope_t rq = { .n_tokens = T, .n_heads = H, .head_dim = D, .n_dims = hp->n_rot,
                       .mode = WRK_ROPE_NORMAL, .freq_base = hp->rope_freq_base,
                       .xs_tok = E, .xs_head = D, .ys_tok = D, .ys_head = T * D };
-    RUN (WRK_LLM_K_ROPE, wrk_kernels_rope (self->dev, a->q, a->qh, a->pos, &rq, ev_, err));
     wrk_rope_t rk = rq;
     rk.n_heads = Hkv;
     rk.xs_tok = KV;
-    RUN (WRK_LLM_K_ROPE, wrk_kernels_rope (self->dev, a->k, a->kh, a->pos, &rk, ev_, err));
+    if (s_rope (self, a->q, a->qh, &rq, err) || s_rope (self, a->k, a->kh, &rk, err))
+        return -1;
+    const bool ggml = self->numerics == WRK_LLM_NUMERICS_GGML;
+    if (ggml) {
+        //  llama.cpp's cache is F16: K (rotated) and V are rounded on entry.
+        RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_ggml_round_f16 (self->dev, a->kh,
+                                                                (size_t) T * KV, ev_, err));
+        RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_ggml_round_f16 (self->dev, a->v,
+                                                                (size_t) T * KV, ev_, err));
+    }
     //  Each command costs the driver microseconds, and a 7B model has 32
     //  KV heads: one rectangle per cache and segment, not one copy per
     //  head, wherever the layouts allow. k: head h's rows t0 .. t0+n-1 are
@@ -376,8 +525,17 @@ s_block (wrk_llm_t *self, int il, int T, const s_seg_t *segs, int n_segs, cmn_er
                                 .scale = 1.0f / sqrtf ((float) D), .q_rows = T,
                                 .q_off = (size_t) sg->t0 * D,
                                 .kv_off = (size_t) sg->seq * Hkv * self->n_ctx * D };
-        RUN (WRK_LLM_K_ATTENTION, wrk_kernels_attention (self->dev, a->qh, self->kc [il],
-                                                         self->vc [il], a->oh, &at, ev_, err));
+        //  llama.cpp's products take ggml_vec_dot_f16 for a batch of one
+        //  token and tinyBLAS for more: T is that batch here.
+        if (ggml)
+            RUN (WRK_LLM_K_ATTENTION, wrk_kernels_attention_ggml (self->dev, a->qh,
+                                                                  self->kc [il], self->vc [il],
+                                                                  a->oh, a->att, &at, T == 1,
+                                                                  ev_, err));
+        else
+            RUN (WRK_LLM_K_ATTENTION, wrk_kernels_attention (self->dev, a->qh, self->kc [il],
+                                                             self->vc [il], a->oh, &at, ev_,
+                                                             err));
     }
     //  Back to token-major [T, H * D]; for one token the layouts coincide.
     cl_mem o = a->oh;
@@ -392,13 +550,17 @@ s_block (wrk_llm_t *self, int il, int T, const s_seg_t *segs, int n_segs, cmn_er
         return -1;
     RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_add (self->dev, a->x, a->t, a->x, (size_t) T * E,
                                                  (size_t) T * E, ev_, err));
-    RUN (WRK_LLM_K_NORM, wrk_kernels_rms_norm (self->dev, a->x, L->ffn_norm, a->h, T, E,
-                                               hp->norm_eps, WRK_ACT_NONE, ev_, err));
+    if (s_norm (self, a->x, L->ffn_norm, a->h, T, err))
+        return -1;
     if (s_matmul (self, &L->gate, a->h, a->g, T, err)
     ||  s_matmul (self, &L->up, a->h, a->u, T, err))
         return -1;
-    RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_swiglu (self->dev, a->g, a->u, a->g,
-                                                    (size_t) T * hp->n_ff, ev_, err));
+    if (ggml)
+        RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_ggml_swiglu (self->dev, a->g, a->u, a->g,
+                                                             (size_t) T * hp->n_ff, ev_, err));
+    else
+        RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_swiglu (self->dev, a->g, a->u, a->g,
+                                                        (size_t) T * hp->n_ff, ev_, err));
     if (s_matmul (self, &L->down, a->g, a->t, T, err))
         return -1;
     RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_add (self->dev, a->x, a->t, a->x, (size_t) T * E,
@@ -428,8 +590,27 @@ s_chunk (wrk_llm_t *self, const int32_t *const *tokens, const s_seg_t *segs, int
             pos [t] = segs [i].p0 + j;
         }
     cl_command_queue q = wrk_device_queue (self->dev);
-    cl_int rc = clEnqueueWriteBuffer (q, self->a.x, CL_FALSE, 0, (size_t) T * E * f, self->embd,
-                                      0, NULL, NULL);
+    cl_int rc = CL_SUCCESS;
+    if (self->numerics == WRK_LLM_NUMERICS_GGML) {
+        //  ggml's RoPE table (ggml_rope_cache_init): theta starts at the
+        //  position and is multiplied by theta_scale pair after pair; cosf
+        //  and sinf of the C library, as llama.cpp calls them.
+        const int half = hp->n_rot / 2;
+        const float theta_scale = powf (hp->rope_freq_base, -2.0f / (float) hp->n_rot);
+        for (int t = 0; t < T; t++) {
+            float theta = (float) pos [t];
+            for (int i = 0; i < half; i++) {
+                self->rope_cs [((size_t) t * half + i) * 2] = cosf (theta);
+                self->rope_cs [((size_t) t * half + i) * 2 + 1] = sinf (theta);
+                theta *= theta_scale;
+            }
+        }
+        rc = clEnqueueWriteBuffer (q, self->a.rope_cs, CL_FALSE, 0, (size_t) T * hp->n_rot * f,
+                                   self->rope_cs, 0, NULL, NULL);
+    }
+    if (rc == CL_SUCCESS)
+        rc = clEnqueueWriteBuffer (q, self->a.x, CL_FALSE, 0, (size_t) T * E * f, self->embd,
+                                   0, NULL, NULL);
     if (rc == CL_SUCCESS)
         rc = clEnqueueWriteBuffer (q, self->a.pos, CL_TRUE, 0, (size_t) T * sizeof (cl_int), pos,
                                    0, NULL, NULL);
@@ -463,10 +644,9 @@ s_chunk (wrk_llm_t *self, const int32_t *const *tokens, const s_seg_t *segs, int
         }
     if (n_out) {
         const wrk_llm_matrix_t *out = wrk_llm_weights_output (self->w);
-        RUN (WRK_LLM_K_NORM, wrk_kernels_rms_norm (self->dev, a->last,
-                                                   wrk_llm_weights_output_norm (self->w), a->last,
-                                                   n_out, (int) E, hp->norm_eps, WRK_ACT_NONE,
-                                                   ev_, err));
+        if (s_norm (self, a->last, wrk_llm_weights_output_norm (self->w), a->last, n_out,
+                    err) < 0)
+            return -1;
         if (s_matmul (self, out, a->last, a->logits, n_out, err) < 0)
             return -1;
         for (int i = 0, r = 0; i < n_segs; i++)

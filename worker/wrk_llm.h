@@ -37,6 +37,7 @@
 #include "cmn_error.h"
 #include "cmn_llama_model.h"
 #include "wrk_device.h"
+#include "wrk_llm_weights.h"
 
 //  Kernel classes of the telemetry.
 typedef enum {
@@ -78,7 +79,48 @@ wrk_llm_t *wrk_llm_new (wrk_device_t *dev, const cmn_llama_model_t *model, int n
 wrk_llm_t *wrk_llm_new_seqs (wrk_device_t *dev, const cmn_llama_model_t *model, int n_ctx,
                              int n_batch, int n_seq, cmn_err_t *err);
 
-//  Releases everything; nulls *SELF_P; idempotent.
+//  As wrk_llm_new_seqs, on WEIGHTS already on the device (MODEL's, made by
+//  wrk_llm_weights_new; borrowed: they must outlive the object, which
+//  never writes them), so a model kept in the worker's weight cache runs
+//  without a new upload. NULL WEIGHTS: the object uploads its own. The
+//  memory check counts the weights' bytes with the cache's.
+wrk_llm_t *wrk_llm_new_on (wrk_device_t *dev, const cmn_llama_model_t *model,
+                           wrk_llm_weights_t *weights, int n_ctx, int n_batch, int n_seq,
+                           cmn_err_t *err);
+
+//  Numerics of the forward pass.
+//    WRK_LLM_NUMERICS_F32 (default): float32 throughout; agrees with a
+//        float64 evaluation of the same dequantized weights to about 1e-5.
+//    WRK_LLM_NUMERICS_GGML: computes as llama.cpp's CPU backend (ggml-cpu,
+//        x86) does, bit for bit for Q4_1 models (kernels/ggml.cl): Q8_1
+//        activations and ggml's dot-product order, its RMSNorm, SwiGLU and
+//        RoPE, an F16 KV cache and its non-flash attention with F16 query
+//        and probabilities. Greedy decoding then gives llama.cpp's tokens
+//        (docs/llm.md "Correctness"). Other weight types get ggml's
+//        activation rounding (Q8_0, Q8_K) with this library's products.
+//        The attention order assumes llama.cpp ran the same chunks (a
+//        prompt in one batch, then one token at a time).
+typedef enum {
+    WRK_LLM_NUMERICS_F32 = 0,
+    WRK_LLM_NUMERICS_GGML = 1
+} wrk_llm_numerics_t;
+
+//  The numerics named NAME ("f32", "ggml"), or -1.
+int wrk_llm_numerics_from_name (const char *name);
+
+//  Sets the numerics (wrk_llm_numerics_t) of the tokens evaluated from now
+//  on; set it before the first eval (or after a reset), since tokens
+//  already in the cache keep the numerics they were run with. GGML
+//  allocates its scratch buffers the first time (the largest: n_head x
+//  n_batch x n_ctx floats of attention scores), outside the memory check
+//  of wrk_llm_new*. Returns 0, or -1 with ERR set (RXQ_E_OPENCL,
+//  RXQ_E_NOMEM when those buffers cannot be had).
+int wrk_llm_set_numerics (wrk_llm_t *self, int numerics, cmn_err_t *err);
+
+//  The numerics in use.
+int wrk_llm_numerics (const wrk_llm_t *self);
+
+//  Releases everything but borrowed weights; nulls *SELF_P; idempotent.
 void wrk_llm_destroy (wrk_llm_t **self_p);
 
 //  Positions held in sequence 0's cache, and the capacity of each.

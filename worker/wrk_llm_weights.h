@@ -9,8 +9,9 @@
  *  on the host (a forward pass dequantizes only the rows it needs) and go
  *  up only when they double as the output projection.
  *
- *  Kept apart from wrk_llm so the upload can move onto the worker's weight
- *  cache (keyed by blob hash) without touching the forward pass.
+ *  Kept apart from wrk_llm so the upload can live in the worker's weight
+ *  cache (keyed by blob hash) across jobs: the generate job keeps them
+ *  there and runs wrk_llm_new_on them, without touching the forward pass.
  *
  *  Before allocating anything the total is checked against the device's
  *  global memory and each buffer against its largest allocation: a model

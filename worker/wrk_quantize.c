@@ -901,29 +901,6 @@ s_job_progress (void *arg, double fraction, const char *message, cmn_err_t *err)
     return 0;
 }
 
-//  Progress of a model fetch: fraction 0 (quantizing has not started),
-//  the bytes so far in the message, at most every 5% of the blob.
-typedef struct {
-    wrk_job_t *job;
-    uint64_t last;              // bytes at the last report
-} s_fetch_t;
-
-static int
-s_fetch_progress (void *arg, uint64_t done, uint64_t total)
-{
-    s_fetch_t *f = arg;
-    //  A cancel or the deadline stops the fetch between chunks.
-    int stop = wrk_job_should_stop (f->job);
-    if (stop)
-        return stop;
-    if (done != total && done - f->last < total / 20)
-        return 0;
-    f->last = done;
-    wrk_job_progress (f->job, 0.0, "fetching model: %.1f of %.1f MB", (double) done / 1e6,
-                      (double) total / 1e6);
-    return 0;
-}
-
 //  Writes raw msgpack bytes to PK (a value packed elsewhere).
 static void
 s_pack_raw (msgpack_packer *pk, const char *data, size_t len)
@@ -1000,10 +977,6 @@ static int
 s_quantize_blob (wrk_job_t *job, const char *model, const char *type_s,
                  const wrk_quantize_opts_t *opts)
 {
-    if (!job->blobs)
-        return cmn_err_set (&job->err, RXQ_E_UNSUPPORTED, "quantize: model %.16s... is a blob, "
-                            "but this worker has no blob cache (see rxq-worker --blob-dir)",
-                            model);
     //  What makes two jobs give the same output: the model and these.
     char sig [4200];
     snprintf (sig, sizeof sig, "type=%s budget=%" PRIu64 " bpw=%.17g keep=%s", type_s,
@@ -1012,12 +985,8 @@ s_quantize_blob (wrk_job_t *job, const char *model, const char *type_s,
         return 0;
     char in [4096], out [4096];
     bool hit = false;
-    s_fetch_t fetch = { job, 0 };
-    if (wrk_blobs_fetch (job->blobs, model, in, sizeof in, &hit, s_fetch_progress, &fetch,
-                         &job->err))
+    if (wrk_job_fetch_blob (job, "model", model, in, sizeof in, &hit))
         return -1;
-    wrk_job_progress (job, 0.0, "model %.16s... %s", model,
-                      hit ? "found in the blob cache" : "fetched");
     if (wrk_blobs_tmp_path (job->blobs, ".gguf", out, sizeof out))
         return cmn_err_set (&job->err, RXQ_E_INVAL, "quantize: blob cache path too long");
     msgpack_sbuffer report;
@@ -1028,11 +997,8 @@ s_quantize_blob (wrk_job_t *job, const char *model, const char *type_s,
         msgpack_sbuffer_destroy (&report);
         return -1;
     }
-    wrk_job_progress (job, 1.0, "uploading the output to the broker's store");
     char hash [CMN_BLOB_HEX_LEN + 1];
-    uint64_t size = 0;
-    if (wrk_blobs_put (job->blobs, out, hash, &size, &job->err)) {
-        unlink (out);
+    if (wrk_job_put_blob (job, out, hash)) {
         msgpack_sbuffer_destroy (&report);
         return -1;
     }

@@ -18,9 +18,11 @@ typedef struct {
 typedef struct {
     char model [CMN_BLOB_HEX_LEN + 1];  // model blob name
     char type [32];             // type name ("q4_k", "mixed", ...)
-    s_tensor_t *tensors;        // n of them (owned)
+    s_tensor_t *tensors;        // n of them (owned); none for an object
     size_t n;                   // tensors
-    uint64_t bytes;             // device bytes of all tensors
+    void *obj;                  // an object entry's object (owned), or NULL
+    wrk_wcache_free_fn *free_fn;    // destroys obj
+    uint64_t bytes;             // device bytes of all tensors, or of obj
     uint64_t used;              // LRU clock value of the last use
     char *extra;                // msgpack from the filler (owned), or NULL
     size_t extra_len;           // bytes
@@ -50,6 +52,8 @@ s_entry_free (s_entry_t *e)
     }
     free (e->tensors);
     free (e->extra);
+    if (e->obj)
+        e->free_fn (e->obj);
     free (e);
 }
 
@@ -112,6 +116,109 @@ wrk_wcache_drop (wrk_wcache_t *self, const char *model, const char *type)
         s_remove (self, (size_t) i);
 }
 
+//  Evicts least recently used entries until BYTES more fit the budget.
+static void
+s_make_room (wrk_wcache_t *self, uint64_t bytes)
+{
+    while (self->bytes + bytes > self->budget && self->count > 0) {
+        size_t oldest = 0;
+        for (size_t i = 1; i < self->count; i++)
+            if (self->entries [i]->used < self->entries [oldest]->used)
+                oldest = i;
+        cmn_log_info ("weight cache: evicting %.16s... at %s (%" PRIu64 " bytes)",
+                      self->entries [oldest]->model, self->entries [oldest]->type,
+                      self->entries [oldest]->bytes);
+        s_remove (self, oldest);
+    }
+}
+
+static int
+s_over_budget (wrk_wcache_t *self, const char *model, const char *type, uint64_t bytes,
+               cmn_err_t *err)
+{
+    return cmn_err_set (err, RXQ_E_LIMIT, "%s at %s needs %" PRIu64 " bytes of device memory, "
+                        "over the weight cache's budget of %" PRIu64, model, type, bytes,
+                        self->budget);
+}
+
+//  Adds E, most recently used, to the list. Returns 0, or -1 with ERR set
+//  when out of memory (E is then still the caller's).
+static int
+s_insert (wrk_wcache_t *self, s_entry_t *e, cmn_err_t *err)
+{
+    e->used = ++self->clock;
+    pthread_mutex_lock (&self->lock);
+    if (self->count == self->alloc) {
+        size_t alloc = self->alloc ? self->alloc * 2 : 8;
+        s_entry_t **grown = realloc (self->entries, alloc * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock (&self->lock);
+            return cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
+        }
+        self->entries = grown;
+        self->alloc = alloc;
+    }
+    self->entries [self->count++] = e;
+    self->bytes += e->bytes;
+    pthread_mutex_unlock (&self->lock);
+    return 0;
+}
+
+int
+wrk_wcache_reserve (wrk_wcache_t *self, uint64_t bytes, cmn_err_t *err)
+{
+    assert (self);
+    if (bytes > self->budget)
+        return cmn_err_set (err, RXQ_E_LIMIT, "%" PRIu64 " bytes of device memory are over the "
+                            "weight cache's budget of %" PRIu64, bytes, self->budget);
+    s_make_room (self, bytes);
+    return 0;
+}
+
+int
+wrk_wcache_put (wrk_wcache_t *self, const char *model, const char *type, void **obj_p,
+                uint64_t bytes, wrk_wcache_free_fn *free_fn, cmn_err_t *err)
+{
+    assert (self && model && type && obj_p && *obj_p && free_fn);
+    if (strlen (model) > CMN_BLOB_HEX_LEN || strlen (type) >= 32)
+        return cmn_err_set (err, RXQ_E_INVAL, "weight cache key too long");
+    if (bytes > self->budget)
+        return s_over_budget (self, model, type, bytes, err);
+    s_entry_t *e = calloc (1, sizeof *e);
+    if (!e)
+        return cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
+    snprintf (e->model, sizeof e->model, "%s", model);
+    snprintf (e->type, sizeof e->type, "%s", type);
+    e->bytes = bytes;
+    //  Replace, then make room: least recently used first.
+    wrk_wcache_drop (self, model, type);
+    s_make_room (self, bytes);
+    if (s_insert (self, e, err)) {
+        free (e);
+        return -1;
+    }
+    e->obj = *obj_p;
+    e->free_fn = free_fn;
+    *obj_p = NULL;
+    cmn_log_info ("weight cache: holds %.16s... at %s (%" PRIu64 " bytes; %" PRIu64 " of %"
+                  PRIu64 " in use)", model, type, bytes, self->bytes, self->budget);
+    return 0;
+}
+
+void *
+wrk_wcache_object (wrk_wcache_t *self, const char *model, const char *type)
+{
+    assert (self && model && type);
+    ssize_t i = s_find (self, model, type);
+    if (i < 0 || !self->entries [i]->obj)
+        return NULL;
+    s_entry_t *e = self->entries [i];
+    pthread_mutex_lock (&self->lock);
+    e->used = ++self->clock;
+    pthread_mutex_unlock (&self->lock);
+    return e->obj;
+}
+
 int
 wrk_wcache_load_gguf (wrk_wcache_t *self, const char *model, const char *type,
                       const char *path, const void *extra, size_t extra_len, cmn_err_t *err)
@@ -128,22 +235,11 @@ wrk_wcache_load_gguf (wrk_wcache_t *self, const char *model, const char *type,
         bytes += cmn_gguf_tensor (g, i)->size;
     if (bytes > self->budget) {
         cmn_gguf_destroy (&g);
-        return cmn_err_set (err, RXQ_E_LIMIT, "%s at %s needs %" PRIu64 " bytes of device "
-                            "memory, over the weight cache's budget of %" PRIu64, model, type,
-                            bytes, self->budget);
+        return s_over_budget (self, model, type, bytes, err);
     }
     //  Replace, then make room: least recently used first.
     wrk_wcache_drop (self, model, type);
-    while (self->bytes + bytes > self->budget && self->count > 0) {
-        size_t oldest = 0;
-        for (size_t i = 1; i < self->count; i++)
-            if (self->entries [i]->used < self->entries [oldest]->used)
-                oldest = i;
-        cmn_log_info ("weight cache: evicting %.16s... at %s (%" PRIu64 " bytes)",
-                      self->entries [oldest]->model, self->entries [oldest]->type,
-                      self->entries [oldest]->bytes);
-        s_remove (self, oldest);
-    }
+    s_make_room (self, bytes);
     s_entry_t *e = calloc (1, sizeof *e);
     if (e) {
         e->tensors = calloc (n ? n : 1, sizeof *e->tensors);
@@ -190,22 +286,10 @@ wrk_wcache_load_gguf (wrk_wcache_t *self, const char *model, const char *type,
         s_entry_free (e);
         return -1;
     }
-    e->used = ++self->clock;
-    pthread_mutex_lock (&self->lock);
-    if (self->count == self->alloc) {
-        size_t alloc = self->alloc ? self->alloc * 2 : 8;
-        s_entry_t **grown = realloc (self->entries, alloc * sizeof *grown);
-        if (!grown) {
-            pthread_mutex_unlock (&self->lock);
-            s_entry_free (e);
-            return cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
-        }
-        self->entries = grown;
-        self->alloc = alloc;
+    if (s_insert (self, e, err)) {
+        s_entry_free (e);
+        return -1;
     }
-    self->entries [self->count++] = e;
-    self->bytes += e->bytes;
-    pthread_mutex_unlock (&self->lock);
     cmn_log_info ("weight cache: holds %.16s... at %s (%zu tensors, %" PRIu64 " bytes; %"
                   PRIu64 " of %" PRIu64 " in use)", model, type, e->n, e->bytes, self->bytes,
                   self->budget);

@@ -1,6 +1,7 @@
 /*  brk_route: the `worker` requirement that pins a job to one worker (the
  *  benchmark farm's --all-workers and --worker), by id or by name. */
 #include <criterion/criterion.h>
+#include "brk_job.h"
 #include "brk_route.h"
 #include "cmn_codec.h"
 
@@ -108,4 +109,103 @@ Test (brk_route, the_longest_requirements_keep_distinct_keys)
     brk_require_key (&y, ky, sizeof ky);
     cr_assert_lt (strlen (kx), sizeof kx - 1, "the key fits its buffer");
     cr_assert_str_neq (kx, ky);
+}
+
+Test (brk_route, target_requirement_matches_worker_or_device_name_part)
+{
+    //  rxq optimize --target: a worker's id or name exactly, or part of
+    //  its device's name in any case.
+    brk_caps_t a = { 0 }, b = { 0 };
+    snprintf (a.id, sizeof a.id, "00aa11bb22");
+    snprintf (a.name, sizeof a.name, "box-1");
+    snprintf (a.device, sizeof a.device, "NVIDIA H200");
+    snprintf (b.id, sizeof b.id, "00cc33dd44");
+    snprintf (b.name, sizeof b.name, "box-2");
+    snprintf (b.device, sizeof b.device, "pthread-Intel(R) Xeon(R)");
+    const struct { const char *target; bool a, b; } cases [] = {
+        { "h200", true, false }, { "NVIDIA", true, false }, { "xeon", false, true },
+        { "box-2", false, true }, { "00aa11bb22", true, false }, { "box", false, false },
+        { "radeon", false, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init (&sb);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 1);
+        cmn_pack_kv_str (&pk, "target", cases [i].target);
+        cmn_body_t body;
+        cmn_err_t err = { 0 };
+        cr_assert_eq (cmn_body_decode (&body, sb.data, sb.size, &cmn_codec_limits_default, &err), 0);
+        brk_require_t req;
+        cr_assert_eq (brk_require_parse (&req, &body.root, &err), 0, "%s", err.msg);
+        cr_assert_not (brk_require_empty (&req));
+        cr_assert_eq (brk_route_match (&req, &a), cases [i].a, "%s vs a", cases [i].target);
+        cr_assert_eq (brk_route_match (&req, &b), cases [i].b, "%s vs b", cases [i].target);
+        cmn_body_free (&body);
+        msgpack_sbuffer_destroy (&sb);
+    }
+    //  The device name comes from READY's device map.
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    cmn_pack_kv_str (&pk, "name", "gfx1100");
+    cmn_pack_kv_str (&pk, "vendor", "AMD");
+    cmn_body_t body;
+    cr_assert_eq (cmn_body_decode (&body, sb.data, sb.size, &cmn_codec_limits_default, NULL), 0);
+    brk_caps_t c;
+    brk_caps_parse (&c, &body.root, NULL);
+    cr_assert_str_eq (c.device, "gfx1100");
+    brk_caps_free (&c);
+    cmn_body_free (&body);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+Test (brk_route, targets_differing_in_case_get_different_lanes)
+{
+    //  A target may be a worker name, matched exactly: its lane key keeps
+    //  the case, and the longest one still fits the key.
+    brk_require_t x = { 0 }, y = { 0 };
+    snprintf (x.target, sizeof x.target, "Box");
+    snprintf (y.target, sizeof y.target, "box");
+    char kx [512], ky [512];
+    brk_require_key (&x, kx, sizeof kx);
+    brk_require_key (&y, ky, sizeof ky);
+    cr_assert_str_neq (kx, ky);
+    memset (x.vendor, 'v', sizeof x.vendor - 1);
+    snprintf (x.type, sizeof x.type, "accelerator");
+    memset (x.tag, 't', sizeof x.tag - 1);
+    memset (x.worker, 'w', sizeof x.worker - 1);
+    memset (x.target, 'd', sizeof x.target - 1);
+    x.min_global_mem = UINT64_MAX;
+    y = x;
+    y.target [sizeof y.target - 2] = 'z';
+    brk_require_key (&x, kx, sizeof kx);
+    brk_require_key (&y, ky, sizeof ky);
+    cr_assert_lt (strlen (kx), sizeof kx - 1, "the key fits its buffer");
+    cr_assert_str_neq (kx, ky);
+}
+
+Test (brk_route, target_requirement_survives_a_broker_restart)
+{
+    //  The job hash in Redis keeps the target (req_target) like the other
+    //  requirements: a recovered job is still routed by it.
+    const char *fields [] = { "id", "j1", "kind", "optimize", "state", "queued",
+                              "req_target", "gpu-box-1" };
+    redisReply el [8], *elp [8];
+    for (int i = 0; i < 8; i++) {
+        memset (&el [i], 0, sizeof el [i]);
+        el [i].type = REDIS_REPLY_STRING;
+        el [i].str = (char *) fields [i];
+        el [i].len = strlen (fields [i]);
+        elp [i] = &el [i];
+    }
+    redisReply h = { .type = REDIS_REPLY_ARRAY, .elements = 8, .element = elp };
+    brk_job_t *job = brk_job_new ();
+    cr_assert_not_null (job);
+    cr_assert_eq (brk_job_load (job, &h), 0);
+    cr_assert_str_eq (job->require.target, "gpu-box-1");
+    brk_job_destroy (&job);
 }

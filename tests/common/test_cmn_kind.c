@@ -136,3 +136,22 @@ Test (cmn_kind, string_arrays_are_checked)
     const char *a [] = { "model=m", "prompts=hello" };
     cr_expect_eq (s_args ("generate", a, 2, &err), 0, "%s", err.msg);
 }
+
+//  Regression: a generate job with neither prompt nor prompts used to be
+//  accepted by the broker and then refused by the worker.
+Test (cmn_kind, generate_needs_exactly_one_of_prompt_and_prompts)
+{
+    cmn_err_t err = { 0 };
+    const char *one [] = { "model=m", "prompt=hi" };
+    cr_expect_eq (s_args ("generate", one, 2, &err), 0, "%s", err.msg);
+    const char *none [] = { "model=m", "max_tokens=4" };
+    cr_expect_eq (s_args ("generate", none, 2, &err), -1);
+    cr_expect_eq (err.code, RXQ_E_PARAM);
+    cr_expect (strstr (err.msg, "give exactly one of 'prompt', 'prompts' (none given)"), "%s",
+               err.msg);
+    const char *both [] = { "model=m", "prompt=hi", "prompts=ho" };
+    cr_expect_eq (s_args ("generate", both, 3, &err), -1);
+    cr_expect (strstr (err.msg, "(several given)"), "%s", err.msg);
+    //  Kinds without such a group are unaffected.
+    cr_expect_eq (s_args ("noop", NULL, 0, &err), 0, "%s", err.msg);
+}

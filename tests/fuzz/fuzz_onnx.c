@@ -2,7 +2,8 @@
  *  optimizer behind it (cmn_graph, cmn_opt). Every input must parse or
  *  fail with an error; a model that parses must write, re-read (else the
  *  writer produced something the reader refuses: trap), and go through
- *  -O2 or fail with an error. External data is refused (no directory).
+ *  -O2 with the layout pass (--layout nhwc) or fail with an error.
+ *  External data is refused (no directory).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
     cmn_opt_opts_t opts = cmn_opt_opts_default;
     opts.level = 2;
+    opts.force [CMN_OPT_LAYOUT] = 1;
     opts.fold_max_bytes = 1 << 20;
     cmn_opt_report_t report;
     (void) cmn_opt_run (m, &opts, &report, &err);

@@ -368,6 +368,21 @@ itest_start_broker (int port, int redis_port)
     return itest_spawn ("broker", argv, NULL);
 }
 
+//  As itest_start_broker, with a blob store (--data-dir) in the temporary
+//  directory, for jobs on models put in the store (docs/store.md).
+ITEST_FN itest_proc_t *
+itest_start_broker_store (int port, int redis_port)
+{
+    char program [512], bind [64], redis [64], data [512];
+    itest_program ("rxq-broker", program, sizeof program);
+    snprintf (bind, sizeof bind, "tcp://127.0.0.1:%d", port);
+    snprintf (redis, sizeof redis, "redis://127.0.0.1:%d", redis_port);
+    snprintf (data, sizeof data, "%s/data-%d", itest_tmpdir (), port);
+    char *argv [] = { program, "--bind", bind, "--redis", redis, "--data-dir", data,
+                      "--log-level", "debug", NULL };
+    return itest_spawn ("broker", argv, NULL);
+}
+
 //  Starts rxq-worker NAME against the broker on BROKER_PORT with
 //  --capacity 1, its program cache in the temporary directory, and EXTRA
 //  (NULL-terminated, may be NULL) appended to its arguments.

@@ -1,9 +1,13 @@
 /*  test_generate: `rxq generate` end to end through a real cluster (Redis,
- *  broker, one worker on PoCL) with the real SmolLM2-135M-Instruct: text
- *  streams to stdout, --json carries tokens and timings, a seed repeats,
- *  cancel stops a running generation, several prompts batched in one job
- *  give each prompt's own output, and bad models fail with one line
- *  naming what is wrong. */
+ *  broker with a blob store, one worker on PoCL) with the real
+ *  SmolLM2-135M-Instruct: the model goes to the store once and stays
+ *  loaded on the worker's device (the next job reports weights_cached; a
+ *  path on the worker still works, loaded for its job alone),
+ *  text streams to stdout, --json carries tokens and timings, a seed
+ *  repeats, cancel stops a running generation, several prompts batched in
+ *  one job give each prompt's own output, bad models fail with one line
+ *  naming what is wrong, and with two workers the model's next job goes
+ *  to the one holding it. */
 #include "itest.h"
 #include "cmn_gguf_writer.h"
 #include "support/tst_llm.h"
@@ -11,8 +15,10 @@
 static itest_run_t s_run, s_run2;
 static char s_endpoint [64];
 
+//  Starts Redis, a broker with a blob store, and N_WORKERS workers: w1
+//  (tagged t1 when there are two) and w2 (tagged t2).
 static void
-s_up (void)
+s_up_workers (int n_workers)
 {
     const int redis_port = itest_free_port ();
     int port = itest_free_port ();
@@ -20,9 +26,29 @@ s_up (void)
         port = itest_free_port ();
     snprintf (s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d", port);
     itest_start_redis (redis_port);
-    itest_proc_t *broker = itest_start_broker (port, redis_port);
-    itest_start_worker ("w1", port, NULL, NULL);
-    cr_assert_eq (itest_wait_workers (port, 1, 45000), 1, "broker log:\n%s", itest_log (broker));
+    itest_proc_t *broker = itest_start_broker_store (port, redis_port);
+    char *t1 [] = { "--tag", "t1", NULL }, *t2 [] = { "--tag", "t2", NULL };
+    itest_start_worker ("w1", port, n_workers > 1 ? t1 : NULL, NULL);
+    if (n_workers > 1)
+        itest_start_worker ("w2", port, t2, NULL);
+    cr_assert_eq (itest_wait_workers (port, n_workers, 45000), n_workers, "broker log:\n%s",
+                  itest_log (broker));
+}
+
+static void
+s_up (void)
+{
+    s_up_workers (1);
+}
+
+//  `rxq put PATH` into the cluster's store; its blob name into HASH.
+static void
+s_put (const char *path, char hash [65])
+{
+    itest_run_t r;
+    itest_rxq (&r, 60000, "--broker", s_endpoint, "put", path);
+    cr_assert_eq (r.code, 0, "rxq put %s: %s", path, r.err);
+    snprintf (hash, 65, "%.64s", r.out);
 }
 
 static void
@@ -40,13 +66,56 @@ Test (generate, streams_text_json_and_seed, .fini = s_fini, .timeout = 600) {
     cr_assert_eq (r->code, 0, "%s", r->err);
     cr_expect_str_eq (r->out, "The capital of France is Paris.\n");
     cr_expect (strstr (r->err, "7 generated") && strstr (r->err, "stopped by eos"), "%s", r->err);
+    cr_expect (strstr (r->err, "uploaded"), "the first job sends the model: %s", r->err);
 
+    //  The second job on the model: nothing sent, nothing uploaded to the
+    //  device (the worker kept the model loaded), the same tokens.
     itest_rxq (r, 300000, "--broker", s_endpoint, "--json", "generate", "--model", model,
                "--temp", "0", "--max-tokens", "4", "What is the capital of France?");
     cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_expect_null (strstr (r->err, "uploaded"), "the store has the model: %s", r->err);
     cr_expect (strstr (r->out, "\"tokens\":[504,3575,282,4649]"), "%s", r->out);
     cr_expect (strstr (r->out, "\"stop_reason\":\"max_tokens\""), "%s", r->out);
     cr_expect (strstr (r->out, "\"pp_tps\":") && strstr (r->out, "\"matmul\":"), "%s", r->out);
+    cr_expect (strstr (r->out, "\"weights_cached\":true")
+               && strstr (r->out, "\"model_cached\":true"), "%s", r->out);
+
+    //  The model by its blob name, and the worker advertising it.
+    char hash [65];
+    s_put (model, hash);
+    itest_rxq (r, 300000, "--broker", s_endpoint, "--json", "generate", "--model", hash,
+               "--temp", "0", "--max-tokens", "2", "What is the capital of France?");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_expect (strstr (r->out, "\"tokens\":[504,3575]"), "%s", r->out);
+    cr_expect (strstr (r->out, "\"weights_cached\":true"), "%s", r->out);
+    itest_rxq (r, 10000, "--broker", s_endpoint, "--json", "workers");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_expect (strstr (r->out, hash), "the worker lists the model in its weights: %s", r->out);
+
+    //  --numerics ggml computes as llama.cpp's CPU back end does, and so
+    //  gives llama.cpp's greedy tokens for this chat prompt
+    //  (tests/fixtures/llm/llama_cpp_ref.txt, chat_capital), where the
+    //  default f32 arithmetic picks the other of two nearly tied tokens.
+    itest_rxq (r, 300000, "--broker", s_endpoint, "--json", "generate", "--model", hash,
+               "--numerics", "ggml", "--temp", "0", "--max-tokens", "6",
+               "What is the capital of France?");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_expect (strstr (r->out, "\"tokens\":[60,23,39614,1141,552,28]"), "%s", r->out);
+    itest_rxq (r, 10000, "--broker", s_endpoint, "generate", "--model", hash,
+               "--numerics", "f16", "hi");
+    cr_expect_eq (r->code, 64, "usage error: %s", r->err);
+    cr_expect (strstr (r->err, "--numerics must be f32 or ggml"), "%s", r->err);
+
+    //  A path on the worker (rxq submit) still works, loaded for the job
+    //  alone: the same tokens, nothing cached.
+    char param [4200];
+    snprintf (param, sizeof param, "model=%s", model);
+    itest_rxq (r, 300000, "--broker", s_endpoint, "--json", "submit", "generate", param,
+               "prompt=What is the capital of France?", "max_tokens=2", "temp=0", "--wait");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_expect (strstr (r->out, "\"tokens\":[504,3575]"), "%s", r->out);
+    cr_expect (strstr (r->out, "\"weights_cached\":false")
+               && strstr (r->out, "\"model_cached\":false"), "%s", r->out);
 
     //  Sampling at temperature 1: the same seed gives the same text.
     itest_run_t *r2 = &s_run2;
@@ -234,6 +303,11 @@ Test (generate, bad_models_are_named, .fini = s_fini, .timeout = 600) {
     cr_assert_eq (cmn_gguf_writer_set_str (w, "general.architecture", "bert", NULL), 0);
     cr_assert_eq (cmn_gguf_writer_write_file (w, path, NULL), 0);
     cmn_gguf_writer_destroy (&w);
+    //  In the store already, so that stderr holds only the error (a first
+    //  upload adds a line saying so).
+    char hash [65];
+    s_put (path, hash);
+    s_put (model, hash);
     itest_run_t *r = &s_run;
     itest_rxq (r, 120000, "--broker", s_endpoint, "generate", "--model", path, "hi");
     cr_expect_eq (r->code, 1, "%s", r->err);
@@ -260,6 +334,17 @@ Test (generate, bad_models_are_named, .fini = s_fini, .timeout = 600) {
     cr_expect_eq (r->code, 64, "%s", r->err);
     itest_assert_one_error_line (r);
 
+    //  A blob the store does not have; a file that is not there.
+    itest_rxq (r, 10000, "--broker", s_endpoint, "generate", "--model",
+               "00000000000000000000000000000000000000000000000000000000000000aa", "hi");
+    cr_expect_eq (r->code, 2, "%s", r->err);
+    itest_assert_one_error_line (r);
+    cr_expect (strstr (r->err, "not in the broker's store"), "%s", r->err);
+    itest_rxq (r, 10000, "--broker", s_endpoint, "generate", "--model", "/nonexistent.gguf",
+               "hi");
+    cr_expect_eq (r->code, 5, "%s", r->err);
+    itest_assert_one_error_line (r);
+
     //  Several prompts: one too long is named by its index (the array's
     //  types are checked by cmn_kind: tests/common/test_cmn_kind.c).
     itest_rxq (r, 120000, "--broker", s_endpoint, "generate", "--model", model, "--raw", "hi",
@@ -267,4 +352,44 @@ Test (generate, bad_models_are_named, .fini = s_fini, .timeout = 600) {
     cr_expect_eq (r->code, 1, "%s", r->err);
     itest_assert_one_error_line (r);
     cr_expect (strstr (r->err, "prompt 1 is") && strstr (r->err, "tokens long"), "%s", r->err);
+}
+
+//  proto 6.10 for generate: a job pinned (by tag) to w2 leaves the model
+//  loaded in w2's weight cache; the next job on that model, not pinned,
+//  goes to w2 and uploads nothing. The same with a second model blob (the
+//  same file with bytes appended: another name) on w1, so that a broker
+//  without affinity (always the same first choice) fails one of the two.
+Test (generate, next_job_on_a_model_goes_to_the_worker_holding_it, .fini = s_fini,
+      .timeout = 600) {
+    TST_LLM_REQUIRE (model);
+    s_up_workers (2);
+
+    char other [512], cmd [1200];
+    snprintf (other, sizeof other, "%s/other.gguf", itest_tmpdir ());
+    snprintf (cmd, sizeof cmd, "cp '%s' '%s' && printf 'padding' >> '%s'", model, other, other);
+    cr_assert_eq (system (cmd), 0, "%s", cmd);
+    char h1 [65], h2 [65], p1 [100], p2 [100];
+    s_put (model, h1);
+    s_put (other, h2);
+    cr_assert_str_neq (h1, h2);
+    snprintf (p1, sizeof p1, "model=%s", h1);
+    snprintf (p2, sizeof p2, "model=%s", h2);
+    const struct { const char *param, *pin, *holder; } steps [2] = {
+        { p1, "tag=t2", "leased by w2" }, { p2, "tag=t1", "leased by w1" }
+    };
+    itest_run_t *r = &s_run;
+    for (int i = 0; i < 2; i++) {
+        itest_rxq (r, 300000, "--broker", s_endpoint, "--json", "submit", "generate",
+                   steps [i].param, "prompt=Hi", "max_tokens=1", "temp=0", "--require",
+                   steps [i].pin, "--wait");
+        cr_assert_eq (r->code, 0, "%s", r->err);
+        cr_assert (strstr (r->err, steps [i].holder), "%s", r->err);
+        cr_expect (strstr (r->out, "\"weights_cached\":false"), "%s", r->out);
+        itest_rxq (r, 300000, "--broker", s_endpoint, "--json", "submit", "generate",
+                   steps [i].param, "prompt=Hi", "max_tokens=1", "temp=0", "--wait");
+        cr_assert_eq (r->code, 0, "%s", r->err);
+        cr_assert (strstr (r->err, steps [i].holder), "model %d's next job not on the worker "
+                   "holding it: %s", i + 1, r->err);
+        cr_expect (strstr (r->out, "\"weights_cached\":true"), "%s", r->out);
+    }
 }

@@ -17,7 +17,17 @@ instead ("pass_ref"); those neither can run are "no reference", not passes.
 Prints one line per failure and a summary per directory; exits 1 when any
 model rxq loaded fails the checker or the comparison.
 
-Usage: check_onnx.py RXQ_BIN LEVEL DIR... [--json OUT] [--verbose]
+With --layout nhwc, only the models with a Conv or a pooling node are
+checked, optimized with `--layout nhwc`. The optimized model (with rxq's
+com.rxq Nhwc* operators) must pass onnx.checker; onnxruntime cannot run
+those operators, so each is expanded back by its definition
+(cmn_opt_layout.h: Transpose to NCHW, the ONNX op, with NhwcConv's OHWI
+weight transposed to OIHW, Transpose to NHWC) and that model is compared
+with the original. This checks everything the pass did around the NHWC
+nodes (the Transposes, the constants it permuted, the axes it remapped);
+it does not check an NHWC kernel.
+
+Usage: check_onnx.py RXQ_BIN LEVEL DIR... [--layout nhwc] [--json OUT] [--verbose]
 """
 import glob
 import json
@@ -32,6 +42,46 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 RTOL, ATOL = 1e-4, 1e-6
+NHWC_DOMAIN = "com.rxq"
+LAYOUT_OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
+LAYOUT = None       # "nhwc" with --layout nhwc
+
+
+def expand_nhwc(model):
+    """The model with every com.rxq Nhwc<Op> node replaced by its
+    definition: Transpose(X, [0,3,1,2]) -> Op -> Transpose(., [0,2,3,1]),
+    NhwcConv's OHWI weight through Transpose(W, [0,3,1,2]) (OIHW)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    nodes = []
+    for n in m.graph.node:
+        if n.domain != NHWC_DOMAIN or not n.op_type.startswith("Nhwc"):
+            nodes.append(n)
+            continue
+        op, y = n.op_type[4:], n.output[0]
+        ins = [f"{y}__x_nchw"] + list(n.input[1:])
+        nodes.append(onnx.helper.make_node("Transpose", [n.input[0]], [ins[0]], perm=[0, 3, 1, 2]))
+        if op == "Conv":
+            ins[1] = f"{y}__w_oihw"
+            nodes.append(onnx.helper.make_node("Transpose", [n.input[1]], [ins[1]], perm=[0, 3, 1, 2]))
+        core = onnx.helper.make_node(op, ins, [f"{y}__y_nchw"], name=n.name)
+        core.attribute.extend(n.attribute)
+        nodes.append(core)
+        nodes.append(onnx.helper.make_node("Transpose", [f"{y}__y_nchw"], [y], perm=[0, 2, 3, 1]))
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    keep = [o for o in m.opset_import if o.domain != NHWC_DOMAIN]
+    del m.opset_import[:]
+    m.opset_import.extend(keep)
+    return m
+
+
+def has_layout_ops(path):
+    try:
+        g = onnx.load(path, load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - rxq reports unreadable models
+        return True
+    return any(n.op_type in LAYOUT_OPS and n.domain in ("", "ai.onnx") for n in g.node)
 
 
 def load_input(path, vi):
@@ -182,8 +232,9 @@ def check_reference(path, out, model, report, why):
 def check_one(rxq, level, path, tmp):
     out = os.path.join(tmp, "opt.onnx")
     rep = os.path.join(tmp, "report.json")
+    layout = ["--layout", LAYOUT] if LAYOUT else []
     p = subprocess.run([rxq, "optimize", path, "--local", f"-O{level}", "-o", out,
-                        "--report-json", rep], capture_output=True, text=True, timeout=300)
+                        "--report-json", rep] + layout, capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         return "refused", p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}", None
     report = json.load(open(rep))
@@ -191,6 +242,12 @@ def check_one(rxq, level, path, tmp):
         onnx.checker.check_model(onnx.load(out))
     except Exception as e:  # noqa: BLE001 - any checker complaint is a failure
         return "fail", f"onnx.checker: {str(e).splitlines()[0][:200]}", report
+    if LAYOUT:
+        # onnxruntime's CPU build has no NHWC convolution: run the
+        # definition of each Nhwc node instead (expand_nhwc).
+        expanded = os.path.join(tmp, "opt_expanded.onnx")
+        onnx.save(expand_nhwc(onnx.load(out)), expanded)
+        out = expanded
     model = onnx.load(path)
     try:
         ref = session(path)
@@ -236,14 +293,20 @@ def main():
     if "--json" in sys.argv:
         json_out = sys.argv[sys.argv.index("--json") + 1]
         args.remove(json_out)
+    if "--layout" in sys.argv:
+        global LAYOUT
+        LAYOUT = sys.argv[sys.argv.index("--layout") + 1]
+        args.remove(LAYOUT)
     rxq, level, dirs = args[0], args[1], args[2:]
     bad = 0
     summary = {}
-    totals = {"nodes_before": 0, "nodes_after": 0, "passes": {}}
+    totals = {"nodes_before": 0, "nodes_after": 0, "passes": {}, "layout": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for d in dirs:
             models = sorted(glob.glob(os.path.join(d, "*", "model.onnx"))) + \
                 sorted(glob.glob(os.path.join(d, "*.onnx")))
+            if LAYOUT:
+                models = [m for m in models if has_layout_ops(m)]
             counts = {"models": len(models), "pass": 0, "pass_ref": 0, "fail": 0, "refused": 0,
                       "noref": 0}
             reasons = {}
@@ -259,6 +322,8 @@ def main():
                     totals["nodes_after"] += report["nodes"][1]
                     for p, c in report["passes"].items():
                         totals["passes"][p] = totals["passes"].get(p, 0) + c
+                    for k, c in report.get("layout", {}).items():
+                        totals["layout"][k] = totals["layout"].get(k, 0) + c
                 if status == "fail":
                     bad += 1
                     print(f"FAIL {name}: {why}", flush=True)
@@ -272,6 +337,8 @@ def main():
             for k, v in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
                 print(f"    {len(v):4d} {k} (e.g. {v[0]})")
     print(f"nodes {totals['nodes_before']} -> {totals['nodes_after']}; rewrites {totals['passes']}")
+    if LAYOUT:
+        print(f"layout {LAYOUT}: {totals['layout']}")
     if json_out:
         json.dump({"summary": summary, "totals": totals}, open(json_out, "w"), indent=1)
     return 1 if bad else 0

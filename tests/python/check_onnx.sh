@@ -4,7 +4,8 @@
 # LEVEL), the pattern models gen_onnx_patterns.py writes (one per
 # rewrite) and a BERT-family model (all-MiniLM-L6-v2, gen_bert_onnx.py)
 # must pass onnx.checker and give onnxruntime outputs within 1e-4
-# relative of the original's. Usage:
+# relative of the original's; then the same with --layout nhwc over the
+# models that have a Conv or pooling node. Usage:
 #   tests/python/check_onnx.sh BUILD_DIR [LEVEL]
 # Needs Debian's libonnx-testdata (deploy/install-deps.sh) and a built
 # BUILD_DIR/bin/rxq. Creates BUILD_DIR/venv-onnx with pinned packages and caches
@@ -59,4 +60,12 @@ trap 'rm -rf "$patterns" "$bert"' EXIT
   "$data/node" "$data/pytorch-converted" "$data/pytorch-operator" "$data/simple" || status=1
 "$venv/bin/python" tests/python/check_onnx.py "$build/bin/rxq" "$level" "$cache/x/silero_vad/data" \
   --inputs input=1x512,state=2x1x128,sr=16000 || status=1
+# The layout pass (--layout nhwc) over the models with a Conv or pooling
+# node: the Nhwc* operators are expanded back by their definition for
+# onnxruntime (check_onnx.py expand_nhwc; docs/optimize.md "Layout").
+echo "--layout nhwc:"
+"$venv/bin/python" tests/python/check_onnx.py "$build/bin/rxq" "$level" "$patterns" \
+  "$data/node" "$data/pytorch-converted" "$data/pytorch-operator" --layout nhwc || status=1
+"$venv/bin/python" tests/python/check_onnx.py "$build/bin/rxq" "$level" "$cache/x/silero_vad/data" \
+  --inputs input=1x512,state=2x1x128,sr=16000 --layout nhwc || status=1
 exit $status

@@ -4,7 +4,8 @@ patterns rxq's optimizer rewrites, so that check_onnx.py proves each
 rewrite equivalent in onnxruntime: Conv+BatchNorm(+Relu), MatMul+Add,
 decomposed LayerNorm (opset 17), x+0 / x*1 / x*0 / x-0 / x/1, double
 Transpose, Reshape chain, Identity/Dropout chains, duplicate subexpressions,
-constant subgraphs (Shape/Gather/Concat/Reshape), dead branches.
+constant subgraphs (Shape/Gather/Concat/Reshape), dead branches, and a
+small conv net for the layout pass (--layout nhwc).
 
 Usage: gen_onnx_patterns.py OUT_DIR   (writes OUT_DIR/<name>.onnx)
 """
@@ -142,6 +143,49 @@ def main(out):
           init("i0", np.array(0, np.int64)), init("ax0", np.array([0], np.int64)),
           init("m1", np.array([-1], np.int64)), init("flat", np.array([6, 20], np.int64)),
           init("zeros", np.zeros((6, 20), np.float32)), init("c1", f32(20)), init("c2", f32(20))])
+    # A small conv net for the layout pass (--layout nhwc): Conv +
+    # BatchNorm + Relu, a depthwise conv, a residual Add, per-channel Mul
+    # and PRelu constants, Concat on channels, max and average pooling,
+    # Softmax over channels, ReduceMean (keepdims 0) and ReduceSum (axes
+    # input), an Add with the input x (which the first conv already has in
+    # NHWC), a Mul with a second input z that blocks propagation, global
+    # pooling, Flatten and Gemm. Without --layout it checks the usual
+    # passes on the same graph.
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c1", "s1", "o1", "m1", "v1"], ["n1"]),
+        helper.make_node("Relu", ["n1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "wd"], ["dw"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Add", ["dw", "r1"], ["res"]),
+        helper.make_node("Mul", ["res", "scale"], ["sc"]),
+        helper.make_node("PRelu", ["sc", "slope"], ["pr"]),
+        helper.make_node("Conv", ["pr", "w2"], ["c2"], kernel_shape=[1, 1]),
+        helper.make_node("Sigmoid", ["c2"], ["sg"]),
+        helper.make_node("Concat", ["pr", "sg"], ["cat"], axis=1),
+        helper.make_node("MaxPool", ["cat"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Clip", ["mp", "lo", "hi"], ["cl"]),
+        helper.make_node("AveragePool", ["cl"], ["ap"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Softmax", ["ap"], ["sm"], axis=1),
+        helper.make_node("ReduceMean", ["sm"], ["rm"], axes=[2, 3], keepdims=0),
+        helper.make_node("ReduceSum", ["ap", "ax23"], ["rs"], keepdims=1),
+        helper.make_node("Add", ["ap", "rs"], ["apr"]),
+        helper.make_node("GlobalAveragePool", ["apr"], ["gp"]),
+        helper.make_node("Flatten", ["gp"], ["fl"]),
+        helper.make_node("Gemm", ["fl", "wg"], ["y"], transB=1),
+        helper.make_node("Conv", ["x", "w3"], ["c3"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c3", "x"], ["res2"]),
+        helper.make_node("Mul", ["res2", "z"], ["blk"]),
+        helper.make_node("Conv", ["blk", "w4"], ["y2"]),
+    ]
+    save(out, "layout_convnet", nodes, [X("x", TensorProto.FLOAT, [2, 3, 12, 12]),
+                                        X("z", TensorProto.FLOAT, [2, 3, 12, 12])],
+         [Y("y", [2, 5]), Y("rm", [2, 16]), Y("y2", [2, 2, 10, 10])],
+         [init("w1", f32(8, 3, 3, 3)), init("b1", f32(8)), init("s1", f32(8)), init("o1", f32(8)),
+          init("m1", f32(8)), init("v1", np.abs(f32(8)) + 0.5), init("wd", f32(8, 1, 3, 3)),
+          init("scale", f32(8, 1, 1)), init("slope", np.abs(f32(8, 1, 1)) * 0.1),
+          init("w2", f32(8, 8, 1, 1)), init("lo", np.float32(-0.5)), init("hi", np.float32(2.0)),
+          init("ax23", np.array([2, 3], np.int64)), init("wg", f32(5, 16)),
+          init("w3", f32(3, 3, 3, 3)), init("w4", f32(2, 3, 3, 3))])
 
 
 if __name__ == "__main__":

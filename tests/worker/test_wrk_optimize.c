@@ -86,7 +86,7 @@ Test (optimize_job, result_and_output)
     uint64_t gemm;
     cr_assert_eq (cmn_codec_get_uint (passes, "fuse-gemm", &gemm, &err), 0, "%s", err.msg);
     cr_assert_eq (gemm, 2);
-    cr_assert_eq (ur.data.via.map.size, 9);
+    cr_assert_eq (ur.data.via.map.size, 10);
     //  The file on disk is the optimized model.
     cmn_onnx_model_t *m = cmn_onnx_load (out, NULL, &err);
     cr_assert_not_null (m, "%s", err.msg);
@@ -124,4 +124,86 @@ Test (optimize_job, errors)
     free (cyc);
     free (ok);
     msgpack_sbuffer_destroy (&rb);
+}
+
+//  Runs the job on pass_conv_bn_relu.onnx at -O2 with LAYOUT and TARGET
+//  (NULL: absent) on a worker whose device is DEVICE (NULL: none); puts
+//  the result's layout.layout into GOT and layout.converted into *CONV.
+static int
+s_run_layout (const char *layout, const char *target, const char *device, char got [8],
+              uint64_t *conv, cmn_err_t *err)
+{
+    char *in = s_fixture ("pass_conv_bn_relu.onnx");
+    msgpack_sbuffer pb;
+    msgpack_sbuffer_init (&pb);
+    msgpack_packer pp;
+    msgpack_packer_init (&pp, &pb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pp, 3 + (layout != NULL) + (target != NULL));
+    cmn_pack_kv_str (&pp, "model", in);
+    cmn_pack_kv_str (&pp, "output", "/tmp/rxq_test_optimize_layout.onnx");
+    cmn_pack_kv_uint (&pp, "level", 2);
+    if (layout)
+        cmn_pack_kv_str (&pp, "layout", layout);
+    if (target)
+        cmn_pack_kv_str (&pp, "target", target);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    cr_assert_eq (msgpack_unpack_next (&up, pb.data, pb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq (cmn_kind_validate (cmn_kind_find ("optimize", 8), &up.data, err), 0, "%s", err->msg);
+    msgpack_sbuffer rb;
+    msgpack_sbuffer_init (&rb);
+    msgpack_packer rp;
+    msgpack_packer_init (&rp, &rb, msgpack_sbuffer_write);
+    atomic_int st = 0;
+    wrk_job_t job = { .params = &up.data, .stop = &st, .result = &rp, .sink = s_sink,
+                      .device_name = device };
+    int rc = wrk_jobs_find ("optimize") (&job);
+    *err = job.err;
+    if (rc == 0) {
+        msgpack_unpacked ur;
+        msgpack_unpacked_init (&ur);
+        cr_assert_eq (msgpack_unpack_next (&ur, rb.data, rb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+        const msgpack_object *lm;
+        cr_assert_eq (cmn_codec_get_map (&ur.data, "layout", &lm, err), 0, "%s", err->msg);
+        cr_assert_eq (cmn_codec_get_cstr (lm, "layout", got, 8, err), 0, "%s", err->msg);
+        cr_assert_eq (cmn_codec_get_uint (lm, "converted", conv, err), 0, "%s", err->msg);
+        msgpack_unpacked_destroy (&ur);
+    }
+    unlink ("/tmp/rxq_test_optimize_layout.onnx");
+    msgpack_sbuffer_destroy (&rb);
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&pb);
+    free (in);
+    return rc;
+}
+
+Test (optimize_job, layout_param_and_target_default)
+{
+    char got [8];
+    uint64_t conv = 99;
+    cmn_err_t err;
+    //  A layout that is neither nhwc nor nchw is refused.
+    cr_assert_eq (s_run_layout ("nhwx", NULL, NULL, got, &conv, &err), -1);
+    cr_assert_eq (err.code, RXQ_E_PARAM);
+    cr_assert (strstr (err.msg, "layout: 'nhwx' is not nhwc or nchw"), "%s", err.msg);
+    //  layout=nhwc converts the Convs.
+    cr_assert_eq (s_run_layout ("nhwc", NULL, NULL, got, &conv, &err), 0, "%s", err.msg);
+    cr_assert_str_eq (got, "nhwc");
+    cr_assert_eq (conv, 2);     // the fixture has two convs
+    //  No layout, no target: NCHW, whatever the worker's device.
+    cr_assert_eq (s_run_layout (NULL, NULL, "Some GPU", got, &conv, &err), 0, "%s", err.msg);
+    cr_assert_str_eq (got, "nchw");
+    cr_assert_eq (conv, 0);
+    //  A target and no layout: the worker's preference (a device: NHWC;
+    //  none: NCHW).
+    cr_assert_eq (s_run_layout (NULL, "gpu", "Some GPU", got, &conv, &err), 0, "%s", err.msg);
+    cr_assert_str_eq (got, "nhwc");
+    cr_assert_eq (conv, 2);     // the fixture has two convs
+    cr_assert_eq (s_run_layout (NULL, "box-1", NULL, got, &conv, &err), 0, "%s", err.msg);
+    cr_assert_str_eq (got, "nchw");
+    cr_assert_eq (conv, 0);
+    //  An explicit layout wins over the target's.
+    cr_assert_eq (s_run_layout ("nchw", "gpu", "Some GPU", got, &conv, &err), 0, "%s", err.msg);
+    cr_assert_str_eq (got, "nchw");
+    cr_assert_eq (conv, 0);
 }
