@@ -234,43 +234,36 @@ soa_si8 (const __global uint2 *qs, const __global half *d, const __global uint4 
     reduce_store (red, acc, y, r0, rows);
 }
 
-__kernel __attribute__ ((reqd_work_group_size (WGS, 1, 1))) void
-read4 (const __global uint *qs, const __global half *d, const __global float4 *x4,
-       __global float *y, int rows, int cols)
-{
-    __local float red [R * WGS];
-    const int lid = get_local_id (0);
-    const int r0 = get_group_id (0) * R;
-    const int ns = cols / 8;
-    uint acc [R];
-    size_t base [R];
-    for (int r = 0; r < R; r++) { acc [r] = 0; base [r] = (size_t) min (r0 + r, rows - 1) * ns; }
-    for (int s = lid; s < ns; s += WGS)
-        for (int r = 0; r < R; r++)
-            acc [r] ^= qs [base [r] + s];
-    float f [R];
-    for (int r = 0; r < R; r++) f [r] = (float) (acc [r] & 1);
-    reduce_store (red, f, y, r0, rows);
+//  The weights read as T (a uint or uint4 per work-item and row, VALUES
+//  weights each) in the slice order, XOR-folded so nothing is optimized
+//  away; y gets one bit per row. D and x4 are unused (same signature).
+uint qs_fold (uint4 v) { return v.x ^ v.y ^ v.z ^ v.w; }
+uint qs_fold1 (uint v) { return v; }
+#define READ_KERNEL(name, T, VALUES, FOLD)                                     \
+__kernel __attribute__ ((reqd_work_group_size (WGS, 1, 1))) void              \
+name (const __global T *qs, const __global half *d, const __global float4 *x4, \
+      __global float *y, int rows, int cols)                                   \
+{                                                                             \
+    __local float red [R * WGS];                                              \
+    const int lid = get_local_id (0);                                         \
+    const int r0 = get_group_id (0) * R;                                      \
+    const int ns = cols / (VALUES);                                           \
+    T acc [R];                                                                \
+    size_t base [R];                                                          \
+    for (int r = 0; r < R; r++) {                                             \
+        acc [r] = 0;                                                          \
+        base [r] = (size_t) min (r0 + r, rows - 1) * ns;                      \
+    }                                                                         \
+    for (int s = lid; s < ns; s += WGS)                                       \
+        for (int r = 0; r < R; r++)                                           \
+            acc [r] ^= qs [base [r] + s];                                     \
+    float f [R];                                                              \
+    for (int r = 0; r < R; r++)                                               \
+        f [r] = (float) (FOLD (acc [r]) & 1);                                 \
+    reduce_store (red, f, y, r0, rows);                                       \
 }
-__kernel __attribute__ ((reqd_work_group_size (WGS, 1, 1))) void
-read16 (const __global uint4 *qs, const __global half *d, const __global float4 *x4,
-        __global float *y, int rows, int cols)
-{
-    __local float red [R * WGS];
-    const int lid = get_local_id (0);
-    const int r0 = get_group_id (0) * R;
-    const int ns = cols / 32;
-    uint4 acc [R];
-    size_t base [R];
-    for (int r = 0; r < R; r++) { acc [r] = 0; base [r] = (size_t) min (r0 + r, rows - 1) * ns; }
-    for (int s = lid; s < ns; s += WGS)
-        for (int r = 0; r < R; r++)
-            acc [r] ^= qs [base [r] + s];
-    float f [R];
-    for (int r = 0; r < R; r++) f [r] = (float) ((acc [r].x ^ acc [r].y ^ acc [r].z ^ acc [r].w) & 1);
-    reduce_store (red, f, y, r0, rows);
-}
-
+READ_KERNEL (read4, uint, 8, qs_fold1)
+READ_KERNEL (read16, uint4, 32, qs_fold)
 
 __kernel void
 copy_f4 (__global const float4 *restrict src, __global float4 *restrict dst, const uint n)
