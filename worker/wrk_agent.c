@@ -165,6 +165,7 @@ typedef struct {
     zsock_t *pipe;                  // the actor pipe
     s_lease_t *lease;               // the job's lease
     s_devctx_t *ctx;                // shared state
+    const wrk_job_t *job;           // the job (its progress_ms)
     int64_t last_sent_ms;           // last progress forwarded, ms; 0 none yet
 } s_sink_t;
 
@@ -184,14 +185,15 @@ s_pipe_send (zsock_t *pipe, const char *command, s_lease_t *lease,
 }
 
 //  The job's progress sink: beats the liveness clock on every report and
-//  forwards at most one report per progress_ms to the main thread.
+//  forwards at most one report per job->progress_ms to the main thread
+//  (the worker's interval, which a runner may lower for its job).
 static void
 s_sink (void *arg, const char *data, size_t size)
 {
     s_sink_t *sink = arg;
     int64_t now = wrk_job_now_ms ();
     atomic_store (&sink->ctx->beat_ms, now);
-    if (sink->last_sent_ms && now - sink->last_sent_ms < (int64_t) sink->ctx->progress_ms)
+    if (sink->last_sent_ms && now - sink->last_sent_ms < (int64_t) sink->job->progress_ms)
         return;
     sink->last_sent_ms = now;
     s_pipe_send (sink->pipe, "PROGRESS", sink->lease, data, size);
@@ -207,10 +209,9 @@ s_device_run (s_devctx_t *ctx, zsock_t *pipe, s_lease_t *lease)
     msgpack_sbuffer_init (&result);
     msgpack_packer result_pk;
     msgpack_packer_init (&result_pk, &result, msgpack_sbuffer_write);
-    s_sink_t sink = { pipe, lease, ctx, 0 };
-
     wrk_job_t job;
     memset (&job, 0, sizeof job);
+    s_sink_t sink = { pipe, lease, ctx, &job, 0 };
     snprintf (job.id, sizeof job.id, "%s", lease->id);
     job.attempt = lease->attempt;
     job.params = lease->params;

@@ -188,8 +188,7 @@ s_stream (s_gen_t *g, bool final)
     //  The agent's sink drops events closer than job->progress_ms to the
     //  one before: keep every call further apart than that, so no text is
     //  lost; the last one waits out the interval.
-    const int64_t gap = WRK_GENERATE_STREAM_MS > job->progress_ms + 1
-                      ? WRK_GENERATE_STREAM_MS : (int64_t) job->progress_ms + 1;
+    const int64_t gap = (int64_t) job->progress_ms + 1;
     int64_t now = wrk_job_now_ms ();
     if (!final && now - job->last_progress_ms < gap)
         return;
@@ -404,6 +403,10 @@ wrk_generate_job (wrk_job_t *job)
         return -1;
     if (!job->device)
         return cmn_err_set (&job->err, RXQ_E_NODEVICE, "generate needs an OpenCL device");
+    //  Text streams every WRK_GENERATE_STREAM_MS, not at the worker's
+    //  coarser progress interval meant for benchmarks' fractions.
+    if (job->progress_ms > WRK_GENERATE_STREAM_MS)
+        job->progress_ms = WRK_GENERATE_STREAM_MS;
     if (!seeded) {
         //  A seed is always reported, so any run can be repeated.
         struct timespec ts;

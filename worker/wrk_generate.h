@@ -37,8 +37,9 @@
 #define WRK_GENERATE_H
 #include "wrk_job.h"
 
-//  Least milliseconds between streamed text events; the worker's progress
-//  interval (job->progress_ms, 500 by default) when that is longer.
+//  Least milliseconds between streamed text events: the job lowers the
+//  worker's progress interval (job->progress_ms, 500 by default) to this,
+//  so text arrives a few tokens at a time.
 #define WRK_GENERATE_STREAM_MS 100
 
 //  The weight cache's type name of a loaded model (wrk_wcache.h).

@@ -57,7 +57,8 @@ struct _wrk_job_t {
     void *sink_arg;                 // its state
     int64_t last_progress_ms;       // monotonic ms of the last progress sent
     uint32_t progress_ms;           // least ms between two progress events the
-                                    // sink forwards (it drops the others); 0 none
+                                    // sink forwards (it drops the others); 0 none;
+                                    // a runner may lower it for its job
 };
 
 //  Sends a progress event: FRACTION in [0, 1] of the work done and a short
