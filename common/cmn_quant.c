@@ -163,9 +163,16 @@ cmn_bf16_to_fp32 (uint16_t h)
 //  ggml's nearest_int: adding 1.5 * 2^23 leaves round-half-even(f) in the
 //  low mantissa bits. Exact for |f| <= 2^22 - 1, which every caller
 //  guarantees for finite input (scaled values stay within a few times nmax).
+//  A NaN (from infinity times zero, when subnormal input makes a scale
+//  overflow) gives 0: that is what the bits of x86's and ARM's default NaN
+//  give in ggml's code, and saying so makes the result independent of the
+//  NaN's payload, which differs between processors (NVIDIA's GPUs produce
+//  0x7fffffff, which would give 0x3fffff). quant.cl does the same.
 static inline int
 s_nearest_int (float fval)
 {
+    if (fval != fval)
+        return 0;
     float val = fval + 12582912.f;
     int32_t i;
     memcpy (&i, &val, sizeof i);

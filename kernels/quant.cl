@@ -67,10 +67,13 @@ qt_bf16_to_f32 (ushort h)
     return as_float ((uint) h << 16);
 }
 
-//  ggml's nearest_int (see cmn_quant.c).
+//  ggml's nearest_int (see cmn_quant.c), a NaN giving 0 whatever its
+//  payload.
 int
 qt_nearest_int (float fval)
 {
+    if (isnan (fval))
+        return 0;
     float val = fval + 12582912.f;
     int i = as_int (val);
     return (i & 0x007fffff) - 0x00400000;
