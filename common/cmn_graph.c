@@ -925,6 +925,31 @@ cmn_graph_refresh (cmn_graph_t *self, cmn_err_t *err)
     return s_build (self, err);
 }
 
+int
+cmn_graph_rewrite (cmn_graph_t *self, cmn_graph_step_fn *step, void *arg, size_t max_changes,
+                   cmn_err_t *err)
+{
+    int count = 0;
+    bool again = true;
+    while (again && (max_changes == 0 || (size_t) count < max_changes)) {
+        again = false;
+        for (size_t i = 0; i < self->g->nnodes && !again; i++) {
+            if (!self->g->nodes [i])
+                continue;
+            int rc = step (self, i, arg);
+            if (rc < 0)
+                return cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
+            if (rc > 0) {
+                count++;
+                again = true;
+                if (cmn_graph_refresh (self, err))
+                    return -1;
+            }
+        }
+    }
+    return count;
+}
+
 cmn_onnx_model_t *cmn_graph_model (cmn_graph_t *self) { return self->model; }
 cmn_onnx_graph_t *cmn_graph_onnx (cmn_graph_t *self) { return self->g; }
 int64_t cmn_graph_opset (cmn_graph_t *self) { return self->opset; }

@@ -54,6 +54,18 @@ void cmn_graph_destroy (cmn_graph_t **self_p);
 //  graph->nodes topologically. Returns 0, or -1 with ERR set as for new.
 int cmn_graph_refresh (cmn_graph_t *self, cmn_err_t *err);
 
+//  One rewrite of a pass at node NODE: > 0 when it changed the graph, 0
+//  when it did not apply, < 0 when out of memory.
+typedef int (cmn_graph_step_fn) (cmn_graph_t *self, size_t node, void *arg);
+
+//  Applies STEP (with ARG) to nodes 0, 1, ... in order; after a step that
+//  changed the graph, refreshes it and starts again from node 0, until a
+//  whole scan changes nothing or MAX_CHANGES steps have (0: no bound).
+//  Returns the number of changes, or -1 with ERR set: RXQ_E_NOMEM when a
+//  step ran out of memory, or the refresh's error.
+int cmn_graph_rewrite (cmn_graph_t *self, cmn_graph_step_fn *step, void *arg,
+                       size_t max_changes, cmn_err_t *err);
+
 //  The model and its main graph.
 cmn_onnx_model_t *cmn_graph_model (cmn_graph_t *self);
 cmn_onnx_graph_t *cmn_graph_onnx (cmn_graph_t *self);

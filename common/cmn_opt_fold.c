@@ -827,28 +827,17 @@ s_algebra_node (cmn_graph_t *g, size_t i, size_t max_bytes)
     return 0;
 }
 
+//  cmn_graph_step_fn for cmn_opt_fold_algebra: ARG is the size_t max_bytes.
+static int
+s_algebra_step (cmn_graph_t *g, size_t i, void *arg)
+{
+    return s_algebra_node (g, i, *(const size_t *) arg);
+}
+
 int
 cmn_opt_fold_algebra (cmn_graph_t *g, size_t max_bytes, cmn_err_t *err)
 {
     if (cmn_graph_opset (g) < CMN_GRAPH_OPSET_MIN)
         return 0;
-    cmn_onnx_graph_t *og = cmn_graph_onnx (g);
-    int count = 0;
-    bool again = true;
-    while (again) {
-        again = false;
-        for (size_t i = 0; i < og->nnodes; i++) {
-            int rc = s_algebra_node (g, i, max_bytes);
-            if (rc < 0)
-                return cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
-            if (rc > 0) {
-                count++;
-                again = true;
-                if (cmn_graph_refresh (g, err))
-                    return -1;
-                break;
-            }
-        }
-    }
-    return count;
+    return cmn_graph_rewrite (g, s_algebra_step, &max_bytes, 0, err);
 }

@@ -81,8 +81,9 @@ s_set_output (cmn_onnx_node_t *n, const char *name)
 //  ---------------------------------------------------------------------
 
 static int
-s_conv_bn_one (cmn_graph_t *g, size_t bi)
+s_conv_bn_one (cmn_graph_t *g, size_t bi, void *unused)
 {
+    (void) unused;
     cmn_onnx_graph_t *og = cmn_graph_onnx (g);
     cmn_onnx_node_t *bn = og->nodes [bi];
     if (!s_isn (bn, "BatchNormalization", 5) || bn->ninputs != 5 || cmn_onnx_node_attr_int (bn, "training_mode", 0))
@@ -158,48 +159,20 @@ s_conv_bn_one (cmn_graph_t *g, size_t bi)
     return 1;
 }
 
-typedef int (s_fuse_fn) (cmn_graph_t *g, size_t i);
-
-//  Applies FN at every node until none fires; refreshes after each.
-static int
-s_fuse_all (cmn_graph_t *g, s_fuse_fn *fn, cmn_err_t *err)
-{
-    cmn_onnx_graph_t *og = cmn_graph_onnx (g);
-    int count = 0;
-    bool again = true;
-    while (again) {
-        again = false;
-        for (size_t i = 0; i < og->nnodes; i++) {
-            if (!og->nodes [i])
-                continue;
-            int rc = fn (g, i);
-            if (rc < 0)
-                return cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
-            if (rc > 0) {
-                count++;
-                again = true;
-                if (cmn_graph_refresh (g, err))
-                    return -1;
-                break;
-            }
-        }
-    }
-    return count;
-}
-
 int
 cmn_opt_fuse_conv_bn (cmn_graph_t *g, cmn_err_t *err)
 {
     if (cmn_graph_opset (g) < CMN_GRAPH_OPSET_MIN)
         return 0;
-    return s_fuse_all (g, s_conv_bn_one, err);
+    return cmn_graph_rewrite (g, s_conv_bn_one, NULL, 0, err);
 }
 
 //  ---------------------------------------------------------------------
 
 static int
-s_gemm_one (cmn_graph_t *g, size_t ai)
+s_gemm_one (cmn_graph_t *g, size_t ai, void *unused)
 {
+    (void) unused;
     cmn_onnx_graph_t *og = cmn_graph_onnx (g);
     cmn_onnx_node_t *add = og->nodes [ai];
     if (!s_isn (add, "Add", 2) || add->noutputs != 1)
@@ -249,7 +222,7 @@ cmn_opt_fuse_gemm (cmn_graph_t *g, cmn_err_t *err)
 {
     if (cmn_graph_opset (g) < CMN_GRAPH_OPSET_MIN)
         return 0;
-    return s_fuse_all (g, s_gemm_one, err);
+    return cmn_graph_rewrite (g, s_gemm_one, NULL, 0, err);
 }
 
 //  ---------------------------------------------------------------------
@@ -306,8 +279,9 @@ s_scalar (cmn_graph_t *g, const char *name)
 }
 
 static int
-s_layernorm_one (cmn_graph_t *g, size_t di)
+s_layernorm_one (cmn_graph_t *g, size_t di, void *unused)
 {
+    (void) unused;
     cmn_onnx_graph_t *og = cmn_graph_onnx (g);
     cmn_onnx_node_t *div = og->nodes [di];
     if (!s_isn (div, "Div", 2))
@@ -404,7 +378,7 @@ cmn_opt_fuse_layernorm (cmn_graph_t *g, cmn_err_t *err)
 {
     if (cmn_graph_opset (g) < 17)
         return 0;
-    return s_fuse_all (g, s_layernorm_one, err);
+    return cmn_graph_rewrite (g, s_layernorm_one, NULL, 0, err);
 }
 
 //  ---------------------------------------------------------------------
@@ -434,8 +408,9 @@ s_mul_by (cmn_graph_t *g, const char *name, double v)
 //  The exact GELU exporters write, x * 0.5 * (1 + erf(x / sqrt 2)), in its
 //  two groupings, into Gelu (opset 20). Node I is the last Mul.
 static int
-s_gelu_one (cmn_graph_t *g, size_t i)
+s_gelu_one (cmn_graph_t *g, size_t i, void *unused)
 {
+    (void) unused;
     cmn_onnx_graph_t *og = cmn_graph_onnx (g);
     cmn_onnx_node_t *top = og->nodes [i];
     if (!s_isn (top, "Mul", 2) || top->noutputs != 1)
@@ -499,5 +474,5 @@ cmn_opt_fuse_gelu (cmn_graph_t *g, cmn_err_t *err)
 {
     if (cmn_graph_opset (g) < 20)
         return 0;
-    return s_fuse_all (g, s_gelu_one, err);
+    return cmn_graph_rewrite (g, s_gelu_one, NULL, 0, err);
 }

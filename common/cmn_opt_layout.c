@@ -601,6 +601,13 @@ s_drop_dead (cmn_graph_t *g)
     return n;
 }
 
+//  cmn_graph_step_fn of the conversion: ARG is the stats.
+static int
+s_convert_step (cmn_graph_t *g, size_t i, void *arg)
+{
+    return s_convertible (g, cmn_graph_onnx (g)->nodes [i]) ? s_convert (g, i, arg) : 0;
+}
+
 int
 cmn_opt_layout_nhwc (cmn_graph_t *g, cmn_opt_layout_stats_t *st, cmn_err_t *err)
 {
@@ -608,21 +615,10 @@ cmn_opt_layout_nhwc (cmn_graph_t *g, cmn_opt_layout_stats_t *st, cmn_err_t *err)
     if (cmn_graph_opset (g) < CMN_GRAPH_OPSET_MIN)
         return 0;
     cmn_onnx_graph_t *og = cmn_graph_onnx (g);
-    int count = 0;
     //  1. Conversion. A converted node is in the NHWC domain: not again.
-    for (size_t i = 0; i < og->nnodes; i++) {
-        if (!s_convertible (g, og->nodes [i]))
-            continue;
-        int rc = s_convert (g, i, st);
-        if (rc < 0)
-            return cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
-        if (rc > 0) {
-            count++;
-            if (cmn_graph_refresh (g, err))
-                return -1;
-            i = (size_t) -1;    // the order changed: start again
-        }
-    }
+    int count = cmn_graph_rewrite (g, s_convert_step, st, 0, err);
+    if (count < 0)
+        return -1;
     //  2, 3. Pushes and cancellations until none applies (bounded anyway).
     size_t budget = 8 * og->nnodes + 64;
     bool again = true;
