@@ -20,7 +20,13 @@
  *  ilv_sf          soa_sf's slices, four per 16-byte load
  *  soa_si8         slices of 16 values, x quantized to int8 per block of
  *                  32 (quant_x2, as ggml's Q8_0 but round-half-even and
- *                  f32 scale), integer products (mad24)
+ *                  f32 scale), integer products (mad24; -DDP4A=1 or 2:
+ *                  PTX dp4a through asm or __asm__, NVIDIA only)
+ *  aos_si8         soa_si8's slices read from the GGUF blocks (16-bit
+ *                  loads); -DU=2, 4 slices per iteration were no faster
+ *  aos_bi8         a whole GGUF block per work-item, read as the five
+ *                  aligned words covering it and funnel-shifted: what
+ *                  qmatmul.cl's qgemv_i8 kernels grew from
  */
 #ifndef WGS
 #define WGS 128
@@ -196,15 +202,37 @@ quant_x2 (const __global float *x, __global uchar *xq, __global float *xd, __glo
     xs [2 * b + 1] = s1;
 }
 
-int dot4n (uint w, uint x)
+//  c + the dot product of w's four bytes (0..15) with x's four signed
+//  bytes: NVIDIA's dp4a through inline PTX with -DDP4A=1 (asm) or 2
+//  (__asm__) (the build fails elsewhere), mad24 otherwise.
+int dot4n (uint w, uint x, int c)
 {
-    /* w: four bytes 0..15; x: four signed bytes */
+#if DP4A == 2
+    int r;
+    __asm__ ("dp4a.u32.s32 %0, %1, %2, %3;" : "=r" (r) : "r" (w), "r" (x), "r" (c));
+    return r;
+#elif defined DP4A
+    int r;
+    asm ("dp4a.u32.s32 %0, %1, %2, %3;" : "=r" (r) : "r" (w), "r" (x), "r" (c));
+    return r;
+#else
     return mad24 ((int) (w & 0xFFu), (int) (char) (x & 0xFFu),
            mad24 ((int) ((w >> 8) & 0xFFu), (int) (char) ((x >> 8) & 0xFFu),
            mad24 ((int) ((w >> 16) & 0xFFu), (int) (char) ((x >> 16) & 0xFFu),
-                  (int) (w >> 24) * (int) (char) (x >> 24))));
+           mad24 ((int) (w >> 24), (int) (char) (x >> 24), c))));
+#endif
 }
 
+int dot16n (uint2 w, uint4 xv)
+{
+    int t = dot4n (w.x & 0x0F0F0F0Fu, xv.x, 0);
+    t = dot4n ((w.x >> 4) & 0x0F0F0F0Fu, xv.y, t);
+    t = dot4n (w.y & 0x0F0F0F0Fu, xv.z, t);
+    return dot4n ((w.y >> 4) & 0x0F0F0F0Fu, xv.w, t);
+}
+
+//  soa_si8 reads SoA buffers; aos_si8 the GGUF blocks themselves (18
+//  bytes, so 2-byte aligned: the words are built from ushort loads).
 __kernel __attribute__ ((reqd_work_group_size (WGS, 1, 1))) void
 soa_si8 (const __global uint2 *qs, const __global half *d, const __global uint4 *xq,
          const __global float *xd, const __global int *xs, __global float *y, int rows, int cols)
@@ -226,8 +254,92 @@ soa_si8 (const __global uint2 *qs, const __global half *d, const __global uint4 
         for (int r = 0; r < R; r++) {
             const uint2 w = qs [base [r] + s];
             const float dd = vload_half ((base [r] + s) >> 1, d);
-            int t = dot4n (w.x & 0x0F0F0F0Fu, xv.x) + dot4n ((w.x >> 4) & 0x0F0F0F0Fu, xv.y)
-                  + dot4n (w.y & 0x0F0F0F0Fu, xv.z) + dot4n ((w.y >> 4) & 0x0F0F0F0Fu, xv.w);
+            acc [r] = fma (dd * dx, (float) (dot16n (w, xv) - sx8), acc [r]);
+        }
+    }
+    reduce_store (red, acc, y, r0, rows);
+}
+
+#ifndef U
+#define U 1                     // slices per work-item and iteration (aos_si8)
+#endif
+__kernel __attribute__ ((reqd_work_group_size (WGS, 1, 1))) void
+aos_si8 (const __global ushort *blk, const __global half *unused, const __global uint4 *xq,
+         const __global float *xd, const __global int *xs, __global float *y, int rows, int cols)
+{
+    __local float red [R * WGS];
+    const int lid = get_local_id (0);
+    const int r0 = get_group_id (0) * R;
+    const int ns = cols / 16;
+    float acc [R];
+    size_t base [R];
+    for (int r = 0; r < R; r++) {
+        acc [r] = 0.0f;
+        base [r] = (size_t) min (r0 + r, rows - 1) * (ns / 2) * 9;   // in ushorts
+    }
+    for (int s0 = lid; s0 < ns; s0 += U * WGS) {
+        uint2 w [U][R];
+        float dd [U][R];
+        for (int u = 0; u < U; u++) {
+            const int s = min (s0 + u * WGS, ns - 1);
+            const size_t o = (size_t) (s >> 1) * 9;
+            const int h = 1 + 4 * (s & 1);
+            for (int r = 0; r < R; r++) {
+                const __global ushort *b = blk + base [r] + o;
+                w [u][r] = (uint2) (b [h] | (uint) b [h + 1] << 16, b [h + 2] | (uint) b [h + 3] << 16);
+                dd [u][r] = vload_half (0, (const __global half *) b);
+            }
+        }
+        for (int u = 0; u < U; u++) {
+            const int s = s0 + u * WGS;
+            if (s >= ns)
+                break;
+            const uint4 xv = xq [s];
+            const float dx = xd [s >> 1];
+            const int sx8 = 8 * xs [s];
+            for (int r = 0; r < R; r++)
+                acc [r] = fma (dd [u][r] * dx, (float) (dot16n (w [u][r], xv) - sx8), acc [r]);
+        }
+    }
+    reduce_store (red, acc, y, r0, rows);
+}
+
+//  aos_bi8: one whole GGUF block per work-item, read as the five aligned
+//  words that cover it (block g starts at byte 18 g: word-aligned when g
+//  is even, 2 bytes past a word when odd) and funnel-shifted into the
+//  scale and four quant words. x as quant_x2 (two uint4 per block).
+//  Reads up to 2 bytes past the last block: the buffer must be padded.
+__kernel __attribute__ ((reqd_work_group_size (WGS, 1, 1))) void
+aos_bi8 (const __global uint *blk, const __global half *unused, const __global uint4 *xq,
+         const __global float *xd, const __global int2 *xs, __global float *y, int rows, int cols)
+{
+    __local float red [R * WGS];
+    const int lid = get_local_id (0);
+    const int r0 = get_group_id (0) * R;
+    const int nb = cols / 32;
+    float acc [R];
+    size_t base [R];
+    for (int r = 0; r < R; r++) {
+        acc [r] = 0.0f;
+        base [r] = (size_t) min (r0 + r, rows - 1) * nb;
+    }
+    for (int b = lid; b < nb; b += WGS) {
+        const uint4 x0 = xq [2 * b], x1 = xq [2 * b + 1];
+        const float dx = xd [b];
+        const int2 s2 = xs [b];
+        const int sx8 = 8 * (s2.x + s2.y);
+        for (int r = 0; r < R; r++) {
+            const size_t g = base [r] + b;
+            const __global uint *p = blk + ((18 * g) >> 2);
+            const uint odd = (uint) g & 1u, sh = 16u + 16u * odd;
+            const uint w0 = p [0], w1 = p [1], w2 = p [2], w3 = p [3], w4 = p [4];
+            const uint q0 = (uint) ((((ulong) w1 << 32) | w0) >> sh);
+            const uint q1 = (uint) ((((ulong) w2 << 32) | w1) >> sh);
+            const uint q2 = (uint) ((((ulong) w3 << 32) | w2) >> sh);
+            const uint q3 = (uint) ((((ulong) w4 << 32) | w3) >> sh);
+            const float dd = vload_half (0, (const __global half *) p + odd);
+            int t = dot16n ((uint2) (q0, q1), x0);
+            t += dot16n ((uint2) (q2, q3), x1);
             acc [r] = fma (dd * dx, (float) (t - sx8), acc [r]);
         }
     }

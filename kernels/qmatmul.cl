@@ -708,3 +708,254 @@ QMM_KERNELS (q4_1, GGML_TYPE_Q4_1)
 QMM_KERNELS (q8_0, GGML_TYPE_Q8_0)
 QMM_KERNELS (q4_K, GGML_TYPE_Q4_K)
 QMM_KERNELS (q6_K, GGML_TYPE_Q6_K)
+
+//  --------------------------------------------------------------------------
+//  GEMV on int8 x: qi8_quant, then qgemv_i8_<type> for q4_0, q4_1, q8_0
+//
+//  The method of llama.cpp's GPU backends, for GPUs on which decoding
+//  weights to floats costs more time than reading them (docs/kernels.md,
+//  "GEMV speed"). x is rounded to int8 once per product, in blocks of 32
+//  (qi8_quant: dx = amax / 127, qx = rint (x / dx), as ggml's SIMD Q8_0
+//  quantizers round), and each weight block then adds an exact integer
+//  sum, scaled once:
+//      Q4_0   d dx (sum q qx - 8 sum qx)
+//      Q4_1   d dx sum q qx + m dx sum qx
+//      Q8_0   d dx sum q qx
+//  So y is W times the rounded x, with float rounding only in the scaling
+//  and in the sums over blocks (error bound in docs/kernels.md). It differs
+//  from qgemv_<type>'s y by x's rounding, |x - dx qx| <= dx / 2 per value.
+//
+//  A sum of four byte products is one instruction where the device has
+//  one: with QI8_DP4A defined, PTX's dp4a through inline asm (NVIDIA's
+//  OpenCL compiler accepts it; wrk_kernels defines QI8_DP4A only after
+//  qi8_selftest has given the right sums on the device). Otherwise a
+//  mad24 chain, portable OpenCL 1.2 (each product fits 24 bits, sums are
+//  exact in 32).
+//
+//  Work: GEMV_ROWS rows per group of QMM_WGS work-items, as qgemv; work-
+//  item i takes blocks i, i + QMM_WGS, ... of the group's rows, reading
+//  each block as the aligned 32-bit words that cover it (qi8_block), and
+//  x's two words, scale and sum once for all GEMV_ROWS rows. Q4_0 rows of
+//  an even number of blocks, at least 2 QMM_WGS, go by pairs of blocks
+//  instead (qi8_pair): a pair is word-aligned, so no shift depends on the
+//  block's parity. On the H200 (bench/gemv_probe, bench_gemv) whole
+//  blocks in words beat 16-bit loads, runs of 4 blocks read as 8-byte
+//  words, and slices of 16 values; pairs beat single blocks for Q4_0
+//  (0.80 of the copy rate against 0.74 at 128 x 4) but not for Q8_0 (0.82
+//  against 0.92 at 128 x 2), so Q8_0 takes single blocks (docs/kernels.md).
+//
+//  Constraints: cols a multiple of 32; a little-endian device; xq, xd, xs
+//  16-byte aligned (a buffer's start is).
+//  NDRange: qi8_quant global >= cols / 32 (one block per work-item);
+//  qgemv_i8 as qgemv.
+
+#ifdef QI8_DP4A
+int
+qi8_dot_u (uint w, uint x, int c)       // c + sum of unsigned w bytes x signed x bytes
+{
+    int r;
+    asm ("dp4a.u32.s32 %0, %1, %2, %3;" : "=r" (r) : "r" (w), "r" (x), "r" (c));
+    return r;
+}
+int
+qi8_dot_s (uint w, uint x, int c)       // c + sum of signed w bytes x signed x bytes
+{
+    int r;
+    asm ("dp4a.s32.s32 %0, %1, %2, %3;" : "=r" (r) : "r" (w), "r" (x), "r" (c));
+    return r;
+}
+#else
+int
+qi8_dot_u (uint w, uint x, int c)
+{
+    return mad24 ((int) (w >> 24), (int) (char) (x >> 24),
+           mad24 ((int) ((w >> 16) & 0xFFu), (int) (char) ((x >> 16) & 0xFFu),
+           mad24 ((int) ((w >> 8) & 0xFFu), (int) (char) ((x >> 8) & 0xFFu),
+           mad24 ((int) (w & 0xFFu), (int) (char) (x & 0xFFu), c))));
+}
+int
+qi8_dot_s (uint w, uint x, int c)
+{
+    return mad24 ((int) (char) (w >> 24), (int) (char) (x >> 24),
+           mad24 ((int) (char) ((w >> 16) & 0xFFu), (int) (char) ((x >> 16) & 0xFFu),
+           mad24 ((int) (char) ((w >> 8) & 0xFFu), (int) (char) ((x >> 8) & 0xFFu),
+           mad24 ((int) (char) (w & 0xFFu), (int) (char) (x & 0xFFu), c))));
+}
+#endif
+
+//  Both dot products on fixed words covering every byte value's sign and
+//  size, for wrk_kernels' check of the QI8_DP4A build.
+__kernel void
+qi8_selftest (__global int *out)
+{
+    const uint a = 0x80FF7F01u, b = 0xFE7F8002u, c = 0x0F0E0D0Cu;
+    out [0] = qi8_dot_u (a, b, -7);
+    out [1] = qi8_dot_s (a, b, 11);
+    out [2] = qi8_dot_u (c, a, 0);
+    out [3] = qi8_dot_s (b, b, -1);
+}
+
+__kernel void
+qi8_quant (const __global float *x, __global char *xq, __global float *xd,
+           __global int *xs, int nb)
+{
+    const int b = get_global_id (0);
+    if (b >= nb)
+        return;
+    const __global float *v = x + (size_t) b * 32;
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++)
+        amax = fmax (amax, fabs (v [j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < 32; j++) {
+        const int q = (int) rint (v [j] * id);
+        sum += q;
+        xq [(size_t) b * 32 + j] = (char) q;
+    }
+    xd [b] = d;
+    xs [b] = sum;
+}
+
+float
+qi8_f16 (uint bits)
+{
+    const ushort h = (ushort) bits;
+    return vload_half (0, (const half *) &h);
+}
+
+int
+qi8_bytes (const int type)
+{
+    return type == GGML_TYPE_Q4_0 ? 18 : type == GGML_TYPE_Q4_1 ? 20 : 34;
+}
+
+//  ACC plus one block's product with x: scale D, minimum M (Q4_1), quant
+//  words Q (4; Q8_0 8), x's words X0 (values 0-15) and X1 (16-31), x's
+//  scale DX and sum SX.
+float
+qi8_sum (const int type, float d, float m, const uint *q, uint4 x0, uint4 x1, float dx, int sx,
+         float acc)
+{
+    const uint xw [8] = { x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w };
+    int t = 0;
+    if (type == GGML_TYPE_Q8_0) {
+        for (int k = 0; k < 8; k++)
+            t = qi8_dot_s (q [k], xw [k], t);
+        return fma (d * dx, (float) t, acc);
+    }
+    //  Byte j of the quants: value j in the low nibble, j + 16 in the high.
+    for (int k = 0; k < 4; k++) {
+        t = qi8_dot_u (q [k] & 0x0F0F0F0Fu, xw [k], t);
+        t = qi8_dot_u ((q [k] >> 4) & 0x0F0F0F0Fu, xw [4 + k], t);
+    }
+    if (type == GGML_TYPE_Q4_0)
+        return fma (d * dx, (float) (t - 8 * sx), acc);
+    return fma (d * dx, (float) t, fma (m * dx, (float) sx, acc));
+}
+
+//  ACC plus block G of W, read as the aligned words that cover it, 5
+//  (Q4_0, Q4_1) or 9 (Q8_0): Q4_1's 20-byte blocks are word-aligned, Q4_0's
+//  18 and Q8_0's 34 bytes are when G is even and 2 bytes past a word when G
+//  is odd, so each quant word is a funnel shift of two loaded words by 16
+//  or 32 bits. For an aligned Q4_0 or Q8_0 block the last word reaches 2
+//  bytes past it: at the end of the matrix (G + 1 == NBLK) those 2 bytes
+//  are not read.
+float
+qi8_block (const int type, const __global uchar *W, size_t g, size_t nblk, uint4 x0, uint4 x1,
+           float dx, int sx, float acc)
+{
+    const int nw = type == GGML_TYPE_Q8_0 ? 9 : 5;
+    const size_t at = g * qi8_bytes (type);
+    const __global uint *p = (const __global uint *) (W + (at & ~(size_t) 3));
+    const uint odd = (uint) (at >> 1) & 1u;
+    uint w [9], q [8];
+    for (int i = 0; i < nw - 1; i++)
+        w [i] = p [i];
+    const bool tail = type != GGML_TYPE_Q4_1 && !odd && g + 1 == nblk;
+    w [nw - 1] = tail ? ((const __global ushort *) p) [2 * nw - 2] : p [nw - 1];
+    const uint sh = 16u + 16u * odd;
+    for (int k = 0; k < nw - 1; k++)
+        q [k] = type == GGML_TYPE_Q4_1 ? w [k + 1]
+                                       : (uint) ((((ulong) w [k + 1] << 32) | w [k]) >> sh);
+    return qi8_sum (type, qi8_f16 (w [0] >> (16u * odd)), qi8_f16 (w [0] >> 16), q, x0, x1,
+                    dx, sx, acc);
+}
+
+//  ACC plus blocks 2P and 2P + 1 of Q4_0 or Q8_0 weights W (a row of an
+//  even number of blocks, so the pair is word-aligned; only Q4_0 uses it,
+//  see "Work" above): 9 or 17 words, the
+//  first block's fields 2 bytes off a word (a funnel shift by 16), the
+//  second's quants on word boundaries. X holds x's four words of the pair.
+float
+qi8_pair (const int type, const __global uchar *W, size_t p2, const uint4 *x, float2 dx,
+          int2 sx, float acc)
+{
+    const int bw = type == GGML_TYPE_Q8_0 ? 8 : 4;          // quant words per block
+    const __global uint *p = (const __global uint *) (W + p2 * 2 * qi8_bytes (type));
+    uint w [17], q [8];
+    for (int i = 0; i < 2 * bw + 1; i++)
+        w [i] = p [i];
+    for (int k = 0; k < bw; k++)
+        q [k] = (w [k] >> 16) | (w [k + 1] << 16);
+    acc = qi8_sum (type, qi8_f16 (w [0]), 0.0f, q, x [0], x [1], dx.x, sx.x, acc);
+    for (int k = 0; k < bw; k++)
+        q [k] = w [bw + 1 + k];
+    return qi8_sum (type, qi8_f16 (w [bw] >> 16), 0.0f, q, x [2], x [3], dx.y, sx.y, acc);
+}
+
+void
+qgemv_i8_body (const int type, const __global uchar *W, const __global uint4 *xq,
+               const __global float *xd, const __global int *xs, __global float *y,
+               int rows, int cols, __local float *red)
+{
+    const int lid = get_local_id (0);
+    const int r0 = get_group_id (0) * GEMV_ROWS;
+    const int nb = cols / 32;
+    const size_t nblk = (size_t) rows * nb;
+    size_t row [GEMV_ROWS];
+    float acc [GEMV_ROWS];
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        row [r] = (size_t) min (r0 + r, rows - 1) * nb;
+        acc [r] = 0.0f;
+    }
+    if (type == GGML_TYPE_Q4_0 && nb % 2 == 0 && nb >= 2 * QMM_WGS) {
+        //  Pairs of blocks, when every work-item gets one.
+        for (int p = lid; p < nb / 2; p += QMM_WGS) {
+            const uint4 x [4] = { xq [4 * p], xq [4 * p + 1], xq [4 * p + 2], xq [4 * p + 3] };
+            const float2 dx = vload2 (p, xd);
+            const int2 sx = vload2 (p, xs);
+            for (int r = 0; r < GEMV_ROWS; r++)
+                acc [r] = qi8_pair (type, W, row [r] / 2 + p, x, dx, sx, acc [r]);
+        }
+    }
+    else
+        for (int b = lid; b < nb; b += QMM_WGS) {
+            const uint4 x0 = xq [2 * b], x1 = xq [2 * b + 1];
+            const float dx = xd [b];
+            const int sx = xs [b];
+            for (int r = 0; r < GEMV_ROWS; r++)
+                acc [r] = qi8_block (type, W, row [r] + b, nblk, x0, x1, dx, sx, acc [r]);
+        }
+    for (int r = 0; r < GEMV_ROWS; r++)
+        red [r * QMM_WGS + lid] = acc [r];
+    qmm_reduce (red, GEMV_ROWS);
+    for (int r = lid; r < GEMV_ROWS; r += QMM_WGS)
+        if (r0 + r < rows)
+            y [r0 + r] = red [r * QMM_WGS];
+}
+
+#define QI8_KERNEL(name, type)                                                \
+__kernel __attribute__ ((reqd_work_group_size (QMM_WGS, 1, 1))) void          \
+qgemv_i8_##name (const __global uchar *W, const __global uint4 *xq,            \
+                 const __global float *xd, const __global int *xs,             \
+                 __global float *y, int rows, int cols)                        \
+{                                                                             \
+    __local float red [GEMV_ROWS * QMM_WGS];                                  \
+    qgemv_i8_body (type, W, xq, xd, xs, y, rows, cols, red);                  \
+}
+
+QI8_KERNEL (q4_0, GGML_TYPE_Q4_0)
+QI8_KERNEL (q4_1, GGML_TYPE_Q4_1)
+QI8_KERNEL (q8_0, GGML_TYPE_Q8_0)

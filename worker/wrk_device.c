@@ -51,6 +51,7 @@ struct _wrk_device_t {
     char *cache_dir;            // binary cache directory, or NULL for none
     s_program_t *programs;      // in-memory program cache, a list
     wrk_device_stats_t stats;   // program cache counters
+    int i8_dot;                 // wrk_kernels' int8 dot decision, -1 untested
 };
 
 //  One device found by enumeration.
@@ -363,6 +364,7 @@ wrk_device_new (const char *selector, const char *cache_dir, cmn_err_t *err)
     }
     self->platform = pick->platform;
     self->device = pick->device;
+    self->i8_dot = -1;
     free (entries);
     s_fill_info (self);
 
@@ -458,6 +460,13 @@ wrk_device_stats (wrk_device_t *self)
 {
     assert (self);
     return &self->stats;
+}
+
+int *
+wrk_device_i8_dot_slot (wrk_device_t *self)
+{
+    assert (self);
+    return &self->i8_dot;
 }
 
 

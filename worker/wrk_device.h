@@ -74,6 +74,10 @@ cl_command_queue wrk_device_queue (wrk_device_t *self);
 cl_device_id wrk_device_id (wrk_device_t *self);
 const wrk_device_stats_t *wrk_device_stats (wrk_device_t *self);
 
+//  Where wrk_kernels keeps, per device, whether the int8 GEMV uses the
+//  device's int8 dot product: -1 until its self-test has run, then 0 or 1.
+int *wrk_device_i8_dot_slot (wrk_device_t *self);
+
 //  Returns the built program for kernel source file NAME ("sgemm.cl") with
 //  build OPTIONS (may be NULL), building it on first use. "-cl-std=CL1.2"
 //  is added unless OPTIONS already name a -cl-std. The device keeps

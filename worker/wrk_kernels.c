@@ -6,12 +6,14 @@
  *  buffer sizes, sets arguments and enqueues.
  */
 #include "wrk_kernels.h"
+#include "cmn_log.h"
 #include "cmn_quant_blocks.h"
 #include "wrk_tune.h"
 #include <assert.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 //  Head sizes the attention kernel is built for (ATT_MAX_HD): its local
 //  query copy and per-work-item accumulators are sized for this.
@@ -201,6 +203,21 @@ s_qtype (int type, size_t *block_values, size_t *block_bytes)
     }
 }
 
+//  qmatmul.cl's build options for tuning set T.
+typedef struct {
+    char text [160];
+} s_opts_t;
+
+static s_opts_t
+s_qmm_options (s_tuning_t t)
+{
+    s_opts_t o;
+    snprintf (o.text, sizeof o.text, "-DQMM_WGS=%zu -DGEMV_ROWS=%zu -DGEMM_ROWS=%zu "
+              "-DGEMM_BT=%zu -DGEMV_UNIT=%zu", t.qmm_wgs, t.gemv_rows, t.gemm_rows, t.gemm_bt,
+              t.gemv_unit);
+    return o;
+}
+
 static int
 s_qmm (wrk_device_t *dev, bool gemv, int type, cl_mem W, cl_mem X, cl_mem Y,
        int rows, int cols, int batch, cl_event *event, cmn_err_t *err)
@@ -222,10 +239,8 @@ s_qmm (wrk_device_t *dev, bool gemv, int type, cl_mem W, cl_mem X, cl_mem Y,
         return cmn_err_set (err, RXQ_E_INVAL, "%s: cols %d is not a multiple "
                             "of the %s block size %zu", what, cols, tname, bv);
     const s_tuning_t t = s_tuning (dev);
-    char options [160], kernel [32];
-    snprintf (options, sizeof options, "-DQMM_WGS=%zu -DGEMV_ROWS=%zu "
-              "-DGEMM_ROWS=%zu -DGEMM_BT=%zu -DGEMV_UNIT=%zu", t.qmm_wgs, t.gemv_rows,
-              t.gemm_rows, t.gemm_bt, t.gemv_unit);
+    const s_opts_t options = s_qmm_options (t);
+    char kernel [32];
     snprintf (kernel, sizeof kernel, "%s_%s", what, tname);
     const size_t w_bytes = (size_t) rows * ((size_t) cols / bv) * bb;
     const size_t x_bytes = (size_t) batch * cols * sizeof (float);
@@ -233,7 +248,7 @@ s_qmm (wrk_device_t *dev, bool gemv, int type, cl_mem W, cl_mem X, cl_mem Y,
     if (gemv) {
         const size_t global [1] = { s_ceil_div (rows, t.gemv_rows) * t.qmm_wgs };
         const size_t local [1] = { t.qmm_wgs };
-        return s_launch (dev, "qmatmul.cl", options, kernel, 1, global, local,
+        return s_launch (dev, "qmatmul.cl", options.text, kernel, 1, global, local,
                          S_ARGS (S_BUF (W, w_bytes), S_BUF (X, x_bytes),
                                  S_BUF (Y, y_bytes), S_VAL (rows), S_VAL (cols)),
                          event, err);
@@ -241,7 +256,7 @@ s_qmm (wrk_device_t *dev, bool gemv, int type, cl_mem W, cl_mem X, cl_mem Y,
     const size_t global [2] = { s_ceil_div (rows, t.gemm_rows) * t.qmm_wgs,
                                 s_ceil_div (batch, t.gemm_bt) };
     const size_t local [2] = { t.qmm_wgs, 1 };
-    return s_launch (dev, "qmatmul.cl", options, kernel, 2, global, local,
+    return s_launch (dev, "qmatmul.cl", options.text, kernel, 2, global, local,
                      S_ARGS (S_BUF (W, w_bytes), S_BUF (X, x_bytes),
                              S_BUF (Y, y_bytes), S_VAL (rows), S_VAL (cols),
                              S_VAL (batch)),
@@ -264,6 +279,147 @@ wrk_kernels_gemm_q (wrk_device_t *dev, int type, cl_mem W, cl_mem X,
     return s_qmm (dev, false, type, W, X, Y, rows, cols, batch, event, err);
 }
 
+
+//  The GEMV on int8 x (qmatmul.cl, "GEMV on int8 x").
+
+//  C + the four byte products of W and X (X's bytes signed; W's signed
+//  when W_SIGNED): what qi8_dot_u and qi8_dot_s compute.
+static int
+s_dot4 (uint32_t w, uint32_t x, int c, bool w_signed)
+{
+    for (int i = 0; i < 32; i += 8) {
+        const int wb = w_signed ? (int8_t) (w >> i) : (int) ((w >> i) & 0xFF);
+        c += wb * (int8_t) (x >> i);
+    }
+    return c;
+}
+
+//  Runs qi8_selftest from PROGRAM and compares with s_dot4. Returns 1 when
+//  every sum is right, 0 when one is wrong, -1 when it could not run.
+static int
+s_i8_selftest (wrk_device_t *dev, cl_program program)
+{
+    const uint32_t a = 0x80FF7F01u, b = 0xFE7F8002u, c = 0x0F0E0D0Cu;
+    const int want [4] = { s_dot4 (a, b, -7, false), s_dot4 (a, b, 11, true),
+                           s_dot4 (c, a, 0, false), s_dot4 (b, b, -1, true) };
+    int got [4] = { 0 };
+    cl_int rc;
+    cl_mem out = clCreateBuffer (wrk_device_context (dev), CL_MEM_WRITE_ONLY, sizeof got, NULL,
+                                 &rc);
+    if (!out)
+        return -1;
+    cl_kernel k = clCreateKernel (program, "qi8_selftest", &rc);
+    const size_t one = 1;
+    if (k)
+        rc = clSetKernelArg (k, 0, sizeof out, &out);
+    if (k && rc == CL_SUCCESS)
+        rc = clEnqueueNDRangeKernel (wrk_device_queue (dev), k, 1, NULL, &one, &one, 0, NULL,
+                                     NULL);
+    if (k && rc == CL_SUCCESS)
+        rc = clEnqueueReadBuffer (wrk_device_queue (dev), out, CL_TRUE, 0, sizeof got, got, 0,
+                                  NULL, NULL);
+    if (k)
+        clReleaseKernel (k);
+    clReleaseMemObject (out);
+    if (!k || rc != CL_SUCCESS)
+        return -1;
+    return memcmp (got, want, sizeof got) == 0;
+}
+
+//  Whether DEV's int8 GEMV uses the int8 dot product: decided once per
+//  device. Only NVIDIA's compiler is asked for the inline-PTX build
+//  (another Clang-based compiler may accept the asm statement and emit
+//  something else: PoCL does for __asm__), and its answer is used only
+//  when qi8_selftest gives the right sums.
+static bool
+s_i8_dot (wrk_device_t *dev, const char *options)
+{
+    int *slot = wrk_device_i8_dot_slot (dev);
+    if (*slot >= 0)
+        return *slot == 1;
+    *slot = 0;
+    const wrk_device_info_t *info = wrk_device_info (dev);
+    if (!strstr (info->platform, "NVIDIA"))
+        return false;
+    char opts [224];
+    snprintf (opts, sizeof opts, "%s -DQI8_DP4A", options);
+    cmn_err_t e = { 0 };
+    cl_program p = wrk_device_program (dev, "qmatmul.cl", opts, &e);
+    const int ok = p ? s_i8_selftest (dev, p) : -1;
+    if (ok == 1)
+        *slot = 1;
+    else
+        cmn_log_warn ("int8 GEMV: the dp4a build %s on %s; using mad24",
+                      !p ? "does not compile" : ok < 0 ? "cannot run" : "gives wrong sums",
+                      info->name);
+    return *slot == 1;
+}
+
+bool
+wrk_kernels_i8_dot (wrk_device_t *dev)
+{
+    assert (dev);
+    return s_i8_dot (dev, s_qmm_options (s_tuning (dev)).text);
+}
+
+int
+wrk_kernels_quant_i8 (wrk_device_t *dev, cl_mem x, cl_mem xq, cl_mem xd, cl_mem xs, int cols,
+                      cl_event *event, cmn_err_t *err)
+{
+    assert (dev);
+    s_null_event (event);
+    if (s_positive (err, "qi8_quant", &cols, 1) || s_fits (err, "qi8_quant", (size_t) cols, 1, 1))
+        return -1;
+    if (cols % 32)
+        return cmn_err_set (err, RXQ_E_INVAL, "qi8_quant: cols %d is not a multiple of 32",
+                            cols);
+    const int nb = cols / 32;
+    const size_t local [1] = { 64 };
+    const size_t global [1] = { s_round_up ((size_t) nb, 64) };
+    return s_launch (dev, "qmatmul.cl", s_qmm_options (s_tuning (dev)).text, "qi8_quant", 1,
+                     global, local,
+                     S_ARGS (S_BUF (x, (size_t) cols * sizeof (float)), S_BUF (xq, (size_t) cols),
+                             S_BUF (xd, (size_t) nb * sizeof (float)),
+                             S_BUF (xs, (size_t) nb * sizeof (int32_t)), S_VAL (nb)),
+                     event, err);
+}
+
+int
+wrk_kernels_gemv_q_i8 (wrk_device_t *dev, int type, cl_mem W, cl_mem xq, cl_mem xd, cl_mem xs,
+                       cl_mem y, int rows, int cols, cl_event *event, cmn_err_t *err)
+{
+    assert (dev);
+    s_null_event (event);
+    size_t bv = 0, bb = 0;
+    const char *tname = s_qtype (type, &bv, &bb);
+    if (!tname || bv != 32)
+        return cmn_err_set (err, RXQ_E_UNSUPPORTED, "qgemv_i8: quant type %d is not one of "
+                            "q4_0, q4_1, q8_0", type);
+    cl_bool little = CL_TRUE;
+    clGetDeviceInfo (wrk_device_id (dev), CL_DEVICE_ENDIAN_LITTLE, sizeof little, &little, NULL);
+    if (!little)
+        return cmn_err_set (err, RXQ_E_UNSUPPORTED, "qgemv_i8: needs a little-endian device");
+    if (s_positive (err, "qgemv_i8", (int []) { rows, cols }, 2)
+    ||  s_fits (err, "qgemv_i8", (size_t) rows, (size_t) cols, 1))
+        return -1;
+    if (cols % 32)
+        return cmn_err_set (err, RXQ_E_INVAL, "qgemv_i8: cols %d is not a multiple of 32",
+                            cols);
+    const s_tuning_t t = s_tuning (dev);
+    char options [224], kernel [32];
+    const char *base = s_qmm_options (t).text;
+    snprintf (options, sizeof options, "%s%s", base, s_i8_dot (dev, base) ? " -DQI8_DP4A" : "");
+    snprintf (kernel, sizeof kernel, "qgemv_i8_%s", tname);
+    const size_t nb = (size_t) cols / 32;
+    const size_t global [1] = { s_ceil_div (rows, t.gemv_rows) * t.qmm_wgs };
+    const size_t local [1] = { t.qmm_wgs };
+    return s_launch (dev, "qmatmul.cl", options, kernel, 1, global, local,
+                     S_ARGS (S_BUF (W, (size_t) rows * nb * bb), S_BUF (xq, (size_t) cols),
+                             S_BUF (xd, nb * sizeof (float)), S_BUF (xs, nb * sizeof (int32_t)),
+                             S_BUF (y, (size_t) rows * sizeof (float)), S_VAL (rows),
+                             S_VAL (cols)),
+                     event, err);
+}
 
 //  --------------------------------------------------------------------------
 //  norm.cl, softmax.cl

@@ -109,6 +109,29 @@ int wrk_kernels_gemm_q (wrk_device_t *dev, int type, cl_mem W, cl_mem X,
                         cl_mem Y, int rows, int cols, int batch,
                         cl_event *event, cmn_err_t *err);
 
+//  x [COLS] float32 rounded to int8 per block of 32 for
+//  wrk_kernels_gemv_q_i8 (dx = amax / 127, q = rint (x / dx)): XQ [COLS]
+//  bytes, XD [COLS / 32] float32 scales, XS [COLS / 32] int32 sums of each
+//  block's q. COLS must be a multiple of 32. One x serves any number of
+//  products.
+int wrk_kernels_quant_i8 (wrk_device_t *dev, cl_mem x, cl_mem xq, cl_mem xd,
+                          cl_mem xs, int cols, cl_event *event, cmn_err_t *err);
+
+//  y = W x', x' the int8 x of wrk_kernels_quant_i8 (XQ, XD, XS), by exact
+//  integer dot products per block (qmatmul.cl, "GEMV on int8 x"): the
+//  method of llama.cpp's GPU backends, faster than wrk_kernels_gemv_q on
+//  a GPU and less exact (x's rounding, at most dx / 2 per value). TYPE:
+//  GGML_TYPE_Q4_0, Q4_1 or Q8_0, else RXQ_E_UNSUPPORTED (also on a
+//  big-endian device).
+int wrk_kernels_gemv_q_i8 (wrk_device_t *dev, int type, cl_mem W, cl_mem xq,
+                           cl_mem xd, cl_mem xs, cl_mem y, int rows, int cols,
+                           cl_event *event, cmn_err_t *err);
+
+//  Whether wrk_kernels_gemv_q_i8 uses the device's int8 dot product
+//  instruction (NVIDIA's dp4a through inline PTX, after a self-test the
+//  first time) rather than portable mad24 chains. Decided once per device.
+bool wrk_kernels_i8_dot (wrk_device_t *dev);
+
 //  RMSNorm of each of ROWS rows of N floats, times weight W [N] (NULL: 1),
 //  then ACT (wrk_act_t). Y may be X.
 int wrk_kernels_rms_norm (wrk_device_t *dev, cl_mem x, cl_mem w, cl_mem y,

@@ -209,3 +209,142 @@ Test (qmatmul, gemv_both_schemes_match_dequantized_reference)
     }
     s_qmm_override (0, 0, 0);
 }
+
+//  ---------------------------------------------------------------------------
+//  The GEMV on int8 x (wrk_kernels_quant_i8, wrk_kernels_gemv_q_i8).
+//
+//  qi8_quant is checked against its definition: xd within 3 ulp of
+//  amax / 127 (OpenCL's division is not correctly rounded by default),
+//  each q the nearest integer to x / xd (ties either way; the device's
+//  reciprocal may differ from the host's by an ulp), |x - xd q| <= xd / 2
+//  (1 + 2^-20), xs the sum of the q. The GEMV is then checked against W
+//  times the device's own rounded x (xd q), computed in double, with
+//  qmatmul's bound: each block adds an exact integer sum, scaled with two
+//  roundings, so |y - ref| <= ((cols + 1) u / (1 - cols u)) * M, where M
+//  sums |d (q - 8)| |xd qx| (Q4_0), (|d q| + |m|) |xd qx| (Q4_1) or
+//  |d q| |xd qx| (Q8_0): the magnitudes of the terms the kernel rounds.
+static void
+s_run_i8 (int type, int rows, int cols, uint64_t seed, float lo, float hi)
+{
+    const size_t rb = cmn_quant_row_bytes (type, (size_t) cols), nb = (size_t) cols / 32;
+    float *wf = kt_alloc ((size_t) rows * cols * sizeof *wf);
+    float *wd = kt_alloc ((size_t) cols * sizeof *wd);
+    uint8_t *wq = kt_alloc ((size_t) rows * rb);
+    float *x = kt_alloc ((size_t) cols * sizeof *x), *xd = kt_alloc (nb * sizeof *xd);
+    int8_t *xq = kt_alloc ((size_t) cols);
+    int32_t *xs = kt_alloc (nb * sizeof *xs);
+    float *ref = kt_alloc ((size_t) rows * sizeof *ref);
+    double *bound = kt_alloc ((size_t) rows * sizeof *bound);
+    wrk_ref_fill (wf, (size_t) rows * cols, seed, lo, hi);
+    wrk_ref_fill (x, (size_t) cols, seed ^ 0x5eed, -1.0f, 1.0f);
+    if (seed % 4 == 0)
+        for (int i = 0; i < 32; i++)
+            x [i] = 0.0f;                       // an all-zero block: xd 0
+    for (int r = 0; r < rows; r++)
+        cr_assert_eq (cmn_quant_quantize_row (type, wf + (size_t) r * cols,
+                                              wq + (size_t) r * rb, (size_t) cols), 0);
+    cl_mem dW = kt_in (wq, (size_t) rows * rb), dX = kt_in (x, (size_t) cols * sizeof *x);
+    cl_mem dQ = kt_in (xq, (size_t) cols), dD = kt_in (xd, nb * sizeof *xd);
+    cl_mem dS = kt_in (xs, nb * sizeof *xs), dY = kt_out ((size_t) rows);
+    KT_OK (wrk_kernels_quant_i8 (kt_dev, dX, dQ, dD, dS, cols, NULL, err));
+    KT_OK (wrk_kernels_gemv_q_i8 (kt_dev, type, dW, dQ, dD, dS, dY, rows, cols, NULL, err));
+    float *got = kt_result (dY, (size_t) rows);
+    cl_command_queue q = wrk_device_queue (kt_dev);
+    cr_assert_eq (clEnqueueReadBuffer (q, dQ, CL_TRUE, 0, (size_t) cols, xq, 0, NULL, NULL), 0);
+    cr_assert_eq (clEnqueueReadBuffer (q, dD, CL_TRUE, 0, nb * sizeof *xd, xd, 0, NULL, NULL), 0);
+    cr_assert_eq (clEnqueueReadBuffer (q, dS, CL_TRUE, 0, nb * sizeof *xs, xs, 0, NULL, NULL), 0);
+
+    for (size_t b = 0; b < nb; b++) {
+        float amax = 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf (amax, fabsf (x [32 * b + j]));
+        const double want_d = (double) amax / 127.0;
+        cr_assert (fabs (xd [b] - want_d) <= 3 * KT_U * want_d, "block %zu: xd %.9g, amax / "
+                   "127 = %.9g", b, xd [b], want_d);
+        for (int j = 0; j < 32; j++) {
+            const int v = xq [32 * b + j];
+            const double e = xd [b] > 0 ? x [32 * b + j] / (double) xd [b] : 0.0;
+            cr_assert (fabs (e - v) <= 0.5 + 1e-5 && abs (v) <= 127, "block %zu value %d: q %d "
+                       "for x / xd = %.9g", b, j, v, e);
+            cr_assert (fabs (x [32 * b + j] - (double) xd [b] * v)
+                       <= xd [b] / 2.0 * (1 + 0x1p-20), "block %zu value %d: rounding error",
+                       b, j);
+            sum += v;
+        }
+        cr_assert_eq (xs [b], sum, "block %zu: xs %d, sum of q %d", b, xs [b], sum);
+    }
+    const double gamma = (cols + 1) * KT_U / (1 - cols * KT_U);
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = wq + (size_t) r * rb;
+        cr_assert_eq (cmn_quant_dequantize_row (type, row, wd, (size_t) cols), 0);
+        double s = 0, mag = 0;
+        for (size_t b = 0; b < nb; b++) {
+            const double m = type == GGML_TYPE_Q4_1
+                           ? fabs (cmn_f16_bits_to_f32 (((const block_q4_1 *) row) [b].m)) : 0;
+            for (int j = 0; j < 32; j++) {
+                const double xv = (double) xd [b] * xq [32 * b + j], w = wd [32 * b + j];
+                s += w * xv;
+                mag += (fabs (w) + 2 * m) * fabs (xv);
+            }
+        }
+        ref [r] = (float) s;
+        bound [r] = gamma * mag + KT_U * fabs (s);
+    }
+    char what [96];
+    snprintf (what, sizeof what, "gemv_i8 %s rows %d cols %d seed %llu",
+              cmn_quant_type_name (type), rows, cols, (unsigned long long) seed);
+    kt_check (what, got, ref, bound, (size_t) rows);
+    clReleaseMemObject (dW); clReleaseMemObject (dX); clReleaseMemObject (dQ);
+    clReleaseMemObject (dD); clReleaseMemObject (dS); clReleaseMemObject (dY);
+    free (got); free (wf); free (wd); free (wq); free (x); free (xd); free (xq); free (xs);
+    free (ref); free (bound);
+}
+
+//  qgemv_i8 on every type it takes, for the tuned shape and three
+//  overrides: fewer blocks than work-items (cols 96, 160: 3 and 5 blocks),
+//  several per work-item (2336: 73; 4096: 128), rows not a multiple of
+//  GEMV_ROWS, odd and even block counts (so the matrix ends with a word-
+//  aligned Q4_0 or Q8_0 block, whose last 2 bytes the kernel must not
+//  read past: rows 1 x 3 blocks, 23 x 73), and one-sided weights (the Q4_1
+//  minimum) for the last column count.
+Test (qmatmul, gemv_i8_matches_reference_on_rounded_x)
+{
+    static const int types [] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q8_0 };
+    static const int cols [] = { 96, 160, 2336, 4096 };
+    static const int cfg [][2] = { { 0, 0 }, { 16, 3 }, { 4, 8 }, { 64, 1 } };
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg [0]; c++) {
+        s_qmm_override (cfg [c][0], cfg [c][1], 0);
+        for (size_t t = 0; t < 3; t++)
+            for (int i = 0; i < 4; i++)
+                s_run_i8 (types [t], 1 + 11 * i, cols [i], 5000 + 10 * c + (uint64_t) i,
+                          i == 3 ? -3.0f : -1.0f, i == 3 ? 0.5f : 1.0f);
+    }
+    s_qmm_override (0, 0, 0);
+}
+
+Test (qmatmul, gemv_i8_rejects_bad_types_shapes_and_buffers)
+{
+    const int rows = 4, cols = 64;
+    const size_t rb = cmn_quant_row_bytes (GGML_TYPE_Q4_0, cols);
+    uint8_t *wq = kt_alloc (rows * rb);
+    float x [64] = { 0 };
+    cl_mem dW = kt_in (wq, rows * rb), dX = kt_in (x, sizeof x), dQ = kt_in (x, 64);
+    cl_mem dD = kt_in (x, 8), dS = kt_in (x, 8), dY = kt_out (rows);
+    KT_FAILS (RXQ_E_UNSUPPORTED, wrk_kernels_gemv_q_i8 (kt_dev, GGML_TYPE_Q4_K, dW, dQ, dD, dS,
+                                                        dY, rows, cols, NULL, err));
+    KT_FAILS (RXQ_E_INVAL, wrk_kernels_gemv_q_i8 (kt_dev, GGML_TYPE_Q4_0, dW, dQ, dD, dS, dY,
+                                                  rows, 48, NULL, err));
+    KT_FAILS (RXQ_E_INVAL, wrk_kernels_gemv_q_i8 (kt_dev, GGML_TYPE_Q4_0, dW, dQ, dD, dS, dY,
+                                                  rows + 1, cols, NULL, err));
+    KT_FAILS (RXQ_E_INVAL, wrk_kernels_gemv_q_i8 (kt_dev, GGML_TYPE_Q8_0, dW, dQ, dD, dS, dY,
+                                                  rows, cols, NULL, err));
+    KT_FAILS (RXQ_E_INVAL, wrk_kernels_quant_i8 (kt_dev, dX, dQ, dD, dS, 96, NULL, err));
+    KT_FAILS (RXQ_E_INVAL, wrk_kernels_quant_i8 (kt_dev, dX, dQ, dD, dS, 0, NULL, err));
+    //  PoCL has no int8 dot product path; a GPU's answer depends on it.
+    if (strstr (wrk_device_info (kt_dev)->platform, "Portable"))
+        cr_assert (!wrk_kernels_i8_dot (kt_dev));
+    clReleaseMemObject (dW); clReleaseMemObject (dX); clReleaseMemObject (dQ);
+    clReleaseMemObject (dD); clReleaseMemObject (dS); clReleaseMemObject (dY);
+    free (wq);
+}
