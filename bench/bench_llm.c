@@ -19,9 +19,13 @@
  *  faster than copy bandwidth / bytes per token; the copy bandwidth is
  *  measured here with clEnqueueCopyBuffer (bytes read + written / time).
  *
+ *  --numerics N (f32, ggml, q8) sets wrk_llm's numerics for both; q8
+ *  makes tg's products GEMVs on int8 activations.
+ *
  *  Output: readable lines and one JSON line starting "json ".
  *  Usage: bench_llm [--shape S] [--type T] [--model PATH | --write PATH]
  *                   [--device SEL] [--pp N] [--tg N] [--reps N] [--copy-mb N]
+ *                   [--numerics N]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -220,14 +224,15 @@ int
 main (int argc, char **argv)
 {
     const char *shape_name = "llama2-7b", *type_name = "q4_0", *model_path = NULL;
-    const char *write_path = NULL, *sel = NULL;
+    const char *write_path = NULL, *sel = NULL, *numerics_name = "f32";
     int pp = 512, tg = 128, reps = 3, copy_mb = 512;
     static const struct option opts [] = {
         { "shape", required_argument, NULL, 's' }, { "type", required_argument, NULL, 't' },
         { "model", required_argument, NULL, 'm' }, { "write", required_argument, NULL, 'w' },
         { "device", required_argument, NULL, 'd' }, { "pp", required_argument, NULL, 'p' },
         { "tg", required_argument, NULL, 'g' }, { "reps", required_argument, NULL, 'r' },
-        { "copy-mb", required_argument, NULL, 'c' }, { NULL, 0, NULL, 0 }
+        { "copy-mb", required_argument, NULL, 'c' },
+        { "numerics", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 }
     };
     int c;
     while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1) {
@@ -241,14 +246,21 @@ main (int argc, char **argv)
             case 'g': tg = atoi (optarg); break;
             case 'r': reps = atoi (optarg); break;
             case 'c': copy_mb = atoi (optarg); break;
+            case 'n': numerics_name = optarg; break;
             default:
                 fprintf (stderr, "usage: bench_llm [--shape S] [--type q4_0|q4_1|q8_0] [--model PATH"
-                         " | --write PATH] [--device SEL] [--pp N] [--tg N] [--reps N] [--copy-mb N]\n");
+                         " | --write PATH] [--device SEL] [--pp N] [--tg N] [--reps N] [--copy-mb N]"
+                         " [--numerics f32|ggml|q8]\n");
                 return 64;
         }
     }
     if (pp < 1 || tg < 1 || reps < 1 || copy_mb < 1) {
         fprintf (stderr, "bench_llm: --pp, --tg, --reps and --copy-mb must be >= 1\n");
+        return 64;
+    }
+    const int numerics = wrk_llm_numerics_from_name (numerics_name);
+    if (numerics < 0) {
+        fprintf (stderr, "bench_llm: --numerics must be f32, ggml or q8\n");
         return 64;
     }
     cmn_log_init ("bench_llm", CMN_LOG_WARN);
@@ -297,6 +309,10 @@ main (int argc, char **argv)
     const double t_up = s_now ();
     llm = wrk_llm_new (dev, model, pp + tg, pp, &err);
     if (!llm) {
+        fprintf (stderr, "bench_llm: %s\n", err.msg);
+        goto done;
+    }
+    if (wrk_llm_set_numerics (llm, numerics, &err) < 0) {
         fprintf (stderr, "bench_llm: %s\n", err.msg);
         goto done;
     }
@@ -353,9 +369,10 @@ fail:
     printf ("kernel shares (profiled run):");
     for (int k = 0; k < WRK_LLM_K_COUNT; k++)
         printf (" %s %.1f%%", wrk_llm_kclass_names [k], total ? 100.0 * ns [k] / total : 0);
-    printf ("\njson {\"model\":\"%s\",\"device\":\"%s\",\"pp\":%d,\"pp_tps\":%.2f,\"tg\":%d,"
-            "\"tg_tps\":%.3f,\"copy_gbps\":%.1f,\"bytes_per_token\":%.0f,\"floor_tps\":%.3f}\n",
-            model_path, info->name, pp, best_pp, tg, best_tg, copy, per_tok, floor_tps);
+    printf ("\njson {\"model\":\"%s\",\"device\":\"%s\",\"numerics\":\"%s\",\"pp\":%d,"
+            "\"pp_tps\":%.2f,\"tg\":%d,\"tg_tps\":%.3f,\"copy_gbps\":%.1f,"
+            "\"bytes_per_token\":%.0f,\"floor_tps\":%.3f}\n", model_path, info->name,
+            numerics_name, pp, best_pp, tg, best_tg, copy, per_tok, floor_tps);
     status = 0;
 done:
     free (ids);

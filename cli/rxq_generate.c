@@ -40,8 +40,9 @@ static const char *s_help =
 "                        (default: from the clock, printed in the summary)\n"
 "  --stop STR            stop when the text contains STR (not printed)\n"
 "  --raw                 feed the prompt as it is, without the chat template\n"
-"  --numerics N          f32 (default) or ggml: compute as llama.cpp's CPU\n"
-"                        backend does, bit for bit (same greedy tokens; slower)\n"
+"  --numerics N          f32 (default); ggml: compute as llama.cpp's CPU\n"
+"                        backend does, bit for bit (same greedy tokens; slower);\n"
+"                        q8: int8 activations when decoding (faster on GPUs)\n"
 "  --json                print the job record as JSON at the end instead of the\n"
 "                        text: tokens, timings (pp/tg tokens per second), kernels\n"
 "  --broker URL, --timeout SEC as for every command\n"
@@ -237,9 +238,9 @@ rxq_generate_cmd (rxq_args_t *o, int argc, char **argv)
                 break;
             case O_RAW: raw = true; break;
             case O_NUMERICS:
-                if (strcmp (optarg, "f32") && strcmp (optarg, "ggml"))
-                    return rxq_args_error (RXQ_EXIT_USAGE, "--numerics must be f32 or ggml, "
-                                           "not '%s'", optarg);
+                if (strcmp (optarg, "f32") && strcmp (optarg, "ggml") && strcmp (optarg, "q8"))
+                    return rxq_args_error (RXQ_EXIT_USAGE, "--numerics must be f32, ggml or "
+                                           "q8, not '%s'", optarg);
                 numerics = optarg;
                 break;
             default: {

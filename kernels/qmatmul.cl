@@ -46,6 +46,9 @@
 #ifndef GEMV_UNIT
 #define GEMV_UNIT 0             // GEMV scheme: 0 slices (GPUs), 1 whole units (CPUs), 2 teams
 #endif
+#ifndef GEMV_I8_ROWS
+#define GEMV_I8_ROWS 2          // output rows per work-group (GEMV on int8 x)
+#endif
 #ifndef GEMM_ROWS
 #define GEMM_ROWS 2             // weight rows per work-group (GEMM)
 #endif
@@ -732,10 +735,11 @@ QMM_KERNELS (q6_K, GGML_TYPE_Q6_K)
 //  mad24 chain, portable OpenCL 1.2 (each product fits 24 bits, sums are
 //  exact in 32).
 //
-//  Work: GEMV_ROWS rows per group of QMM_WGS work-items, as qgemv; work-
-//  item i takes blocks i, i + QMM_WGS, ... of the group's rows, reading
-//  each block as the aligned 32-bit words that cover it (qi8_block), and
-//  x's two words, scale and sum once for all GEMV_ROWS rows. Q4_0 rows of
+//  Work: GEMV_I8_ROWS rows per group of QMM_WGS work-items (its own rows
+//  parameter: on the H200 the best differs from qgemv's); work-item i
+//  takes blocks i, i + QMM_WGS, ... of the group's rows, reading each
+//  block as the aligned 32-bit words that cover it (qi8_block), and x's
+//  two words, scale and sum once for all GEMV_I8_ROWS rows. Q4_0 rows of
 //  an even number of blocks, at least 2 QMM_WGS, go by pairs of blocks
 //  instead (qi8_pair): a pair is word-aligned, so no shift depends on the
 //  block's parity. On the H200 (bench/gemv_probe, bench_gemv) whole
@@ -747,7 +751,7 @@ QMM_KERNELS (q6_K, GGML_TYPE_Q6_K)
 //  Constraints: cols a multiple of 32; a little-endian device; xq, xd, xs
 //  16-byte aligned (a buffer's start is).
 //  NDRange: qi8_quant global >= cols / 32 (one block per work-item);
-//  qgemv_i8 as qgemv.
+//  qgemv_i8 global (ceil(rows / GEMV_I8_ROWS) * QMM_WGS), local QMM_WGS.
 
 #ifdef QI8_DP4A
 int
@@ -895,6 +899,15 @@ qi8_pair (const int type, const __global uchar *W, size_t p2, const uint4 *x, fl
     const int bw = type == GGML_TYPE_Q8_0 ? 8 : 4;          // quant words per block
     const __global uint *p = (const __global uint *) (W + p2 * 2 * qi8_bytes (type));
     uint w [17], q [8];
+    if (type == GGML_TYPE_Q4_1) {
+        //  Two aligned 20-byte blocks: words 0 and 5 hold d and m.
+        for (int i = 0; i < 10; i++)
+            w [i] = p [i];
+        acc = qi8_sum (type, qi8_f16 (w [0]), qi8_f16 (w [0] >> 16), w + 1, x [0], x [1], dx.x,
+                       sx.x, acc);
+        return qi8_sum (type, qi8_f16 (w [5]), qi8_f16 (w [5] >> 16), w + 6, x [2], x [3], dx.y,
+                        sx.y, acc);
+    }
     for (int i = 0; i < 2 * bw + 1; i++)
         w [i] = p [i];
     for (int k = 0; k < bw; k++)
@@ -911,22 +924,26 @@ qgemv_i8_body (const int type, const __global uchar *W, const __global uint4 *xq
                int rows, int cols, __local float *red)
 {
     const int lid = get_local_id (0);
-    const int r0 = get_group_id (0) * GEMV_ROWS;
+    const int r0 = get_group_id (0) * GEMV_I8_ROWS;
     const int nb = cols / 32;
     const size_t nblk = (size_t) rows * nb;
-    size_t row [GEMV_ROWS];
-    float acc [GEMV_ROWS];
-    for (int r = 0; r < GEMV_ROWS; r++) {
+    size_t row [GEMV_I8_ROWS];
+    float acc [GEMV_I8_ROWS];
+    for (int r = 0; r < GEMV_I8_ROWS; r++) {
         row [r] = (size_t) min (r0 + r, rows - 1) * nb;
         acc [r] = 0.0f;
     }
-    if (type == GGML_TYPE_Q4_0 && nb % 2 == 0 && nb >= 2 * QMM_WGS) {
+#ifndef QI8_PAIRS
+#define QI8_PAIRS 1             // types that go by pairs: 1 Q4_0, 2 Q4_1, 4 Q8_0
+#endif
+    const int tbit = type == GGML_TYPE_Q4_0 ? 1 : type == GGML_TYPE_Q4_1 ? 2 : 4;
+    if ((QI8_PAIRS & tbit) && nb % 2 == 0 && nb >= 2 * QMM_WGS) {
         //  Pairs of blocks, when every work-item gets one.
         for (int p = lid; p < nb / 2; p += QMM_WGS) {
             const uint4 x [4] = { xq [4 * p], xq [4 * p + 1], xq [4 * p + 2], xq [4 * p + 3] };
             const float2 dx = vload2 (p, xd);
             const int2 sx = vload2 (p, xs);
-            for (int r = 0; r < GEMV_ROWS; r++)
+            for (int r = 0; r < GEMV_I8_ROWS; r++)
                 acc [r] = qi8_pair (type, W, row [r] / 2 + p, x, dx, sx, acc [r]);
         }
     }
@@ -935,13 +952,13 @@ qgemv_i8_body (const int type, const __global uchar *W, const __global uint4 *xq
             const uint4 x0 = xq [2 * b], x1 = xq [2 * b + 1];
             const float dx = xd [b];
             const int sx = xs [b];
-            for (int r = 0; r < GEMV_ROWS; r++)
+            for (int r = 0; r < GEMV_I8_ROWS; r++)
                 acc [r] = qi8_block (type, W, row [r] + b, nblk, x0, x1, dx, sx, acc [r]);
         }
-    for (int r = 0; r < GEMV_ROWS; r++)
+    for (int r = 0; r < GEMV_I8_ROWS; r++)
         red [r * QMM_WGS + lid] = acc [r];
-    qmm_reduce (red, GEMV_ROWS);
-    for (int r = lid; r < GEMV_ROWS; r += QMM_WGS)
+    qmm_reduce (red, GEMV_I8_ROWS);
+    for (int r = lid; r < GEMV_I8_ROWS; r += QMM_WGS)
         if (r0 + r < rows)
             y [r0 + r] = red [r * QMM_WGS];
 }
@@ -952,7 +969,7 @@ qgemv_i8_##name (const __global uchar *W, const __global uint4 *xq,            \
                  const __global float *xd, const __global int *xs,             \
                  __global float *y, int rows, int cols)                        \
 {                                                                             \
-    __local float red [GEMV_ROWS * QMM_WGS];                                  \
+    __local float red [GEMV_I8_ROWS * QMM_WGS];                               \
     qgemv_i8_body (type, W, xq, xd, xs, y, rows, cols, red);                  \
 }
 

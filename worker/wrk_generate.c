@@ -294,8 +294,9 @@ s_get_params (wrk_job_t *job, const char **model, size_t *model_len, const char 
     return 0;
 }
 
-//  The 'numerics' parameter ("f32", the default, or "ggml": llama.cpp's
-//  CPU roundings and order, docs/llm.md) into *NUMERICS.
+//  The 'numerics' parameter ("f32", the default; "ggml": llama.cpp's CPU
+//  roundings and order; "q8": int8 activations for decoding's GEMVs;
+//  docs/llm.md) into *NUMERICS.
 static int
 s_get_numerics (wrk_job_t *job, int *numerics)
 {
@@ -309,8 +310,8 @@ s_get_numerics (wrk_job_t *job, int *numerics)
         name [n] = 0;
     }
     if ((v && n >= sizeof name) || (*numerics = wrk_llm_numerics_from_name (name)) < 0)
-        return cmn_err_set (&job->err, RXQ_E_PARAM, "generate: numerics must be 'f32' or "
-                            "'ggml', not '%.*s'", (int) (n > 32 ? 32 : n), v);
+        return cmn_err_set (&job->err, RXQ_E_PARAM, "generate: numerics must be 'f32', "
+                            "'ggml' or 'q8', not '%.*s'", (int) (n > 32 ? 32 : n), v);
     return 0;
 }
 

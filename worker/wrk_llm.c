@@ -26,10 +26,10 @@ typedef struct {
     cl_mem pos;                 // int32 positions [B]
     cl_mem last;                // each sequence's last token's x [S, E]
     cl_mem logits;              // [S, V]
-    //  ggml numerics only (wrk_llm_set_numerics allocates them):
-    cl_mem xq;                  // a product's rounded input [max (B, S), max (E, F)]
-    cl_mem xq8;                 // its Q8_1 values (int8), same shape
-    cl_mem xd, xs;              // its Q8_1 scales and sums, one per 32 values
+    //  ggml and q8 numerics only (wrk_llm_set_numerics allocates them):
+    cl_mem xq;                  // ggml: a product's rounded input [max (B, S), max (E, F)]
+    cl_mem xq8;                 // its int8 values (ggml: Q8_1; q8: qi8_quant), same shape
+    cl_mem xd, xs;              // their scales and sums, one per 32 values
     cl_mem rope_cs;             // cos, sin per token and pair [B, n_rot / 2, 2]
     cl_mem att;                 // attention scores [H, B, n_ctx]
 } s_acts_t;
@@ -244,10 +244,11 @@ wrk_llm_numerics_from_name (const char *name)
 {
     assert (name);
     return !strcmp (name, "f32") ? WRK_LLM_NUMERICS_F32
-         : !strcmp (name, "ggml") ? WRK_LLM_NUMERICS_GGML : -1;
+         : !strcmp (name, "ggml") ? WRK_LLM_NUMERICS_GGML
+         : !strcmp (name, "q8") ? WRK_LLM_NUMERICS_Q8 : -1;
 }
 
-//  Releases the ggml numerics' buffers.
+//  Releases the ggml and q8 numerics' buffers.
 static void
 s_drop_ggml (wrk_llm_t *self)
 {
@@ -265,23 +266,31 @@ int
 wrk_llm_set_numerics (wrk_llm_t *self, int numerics, cmn_err_t *err)
 {
     assert (self);
-    assert (numerics == WRK_LLM_NUMERICS_F32 || numerics == WRK_LLM_NUMERICS_GGML);
-    if (numerics == WRK_LLM_NUMERICS_GGML && !self->a.xq) {
-        //  The widest input of a product is an FFN row (F) or a model row
-        //  (E), over a chunk (B rows) or the output's gathered rows (S).
-        const size_t B = (size_t) self->n_batch;
-        const size_t rows = (size_t) (self->n_batch > self->n_seq ? self->n_batch : self->n_seq);
-        const size_t cols = (size_t) (self->hp.n_ff > self->hp.n_embd ? self->hp.n_ff
-                                                                        : self->hp.n_embd);
-        const size_t f = sizeof (float), nb = rows * (cols / 32 + 1);
-        s_acts_t *a = &self->a;
+    assert (numerics == WRK_LLM_NUMERICS_F32 || numerics == WRK_LLM_NUMERICS_GGML
+         || numerics == WRK_LLM_NUMERICS_Q8);
+    //  The widest input of a product is an FFN row (F) or a model row
+    //  (E), over a chunk (B rows) or the output's gathered rows (S).
+    const size_t B = (size_t) self->n_batch;
+    const size_t rows = (size_t) (self->n_batch > self->n_seq ? self->n_batch : self->n_seq);
+    const size_t cols = (size_t) (self->hp.n_ff > self->hp.n_embd ? self->hp.n_ff
+                                                                    : self->hp.n_embd);
+    const size_t f = sizeof (float), nb = rows * (cols / 32 + 1);
+    s_acts_t *a = &self->a;
+    if (numerics != WRK_LLM_NUMERICS_F32 && !a->xq8) {
+        //  int8 activations, their scales and sums (both numerics).
+        if (!(a->xq8 = s_alloc (self, rows * cols, err))
+        ||  !(a->xd = s_alloc (self, nb * f, err)) || !(a->xs = s_alloc (self, nb * f, err))) {
+            s_drop_ggml (self);
+            return -1;
+        }
+    }
+    if (numerics == WRK_LLM_NUMERICS_GGML && !a->xq) {
         if (!(self->rope_cs = malloc (B * (size_t) self->hp.n_rot * f))) {
             cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
+            s_drop_ggml (self);
             return -1;
         }
         if (!(a->xq = s_alloc (self, rows * cols * f, err))
-        ||  !(a->xq8 = s_alloc (self, rows * cols, err))
-        ||  !(a->xd = s_alloc (self, nb * f, err)) || !(a->xs = s_alloc (self, nb * f, err))
         ||  !(a->rope_cs = s_alloc (self, B * (size_t) self->hp.n_rot * f, err))
         ||  !(a->att = s_alloc (self, (size_t) self->hp.n_head * B * (size_t) self->n_ctx * f,
                                 err))) {
@@ -357,7 +366,9 @@ s_finish (wrk_llm_t *self, cmn_err_t *err)
         s_keep (self); \
     } while (0)
 
-//  Y [T, rows] = X [T, cols] M^T, by GEMV when T is 1. With ggml numerics
+//  Y [T, rows] = X [T, cols] M^T, by GEMV when T is 1. With q8 numerics a
+//  GEMV on a Q4_0, Q4_1 or Q8_0 matrix rounds X to int8 blocks first
+//  (wrk_kernels_gemv_q_i8). With ggml numerics
 //  a Q4_1 product is llama.cpp's, bit for bit (X to Q8_1 blocks, then
 //  ggml_vec_dot_q4_1_q8_1's order); other types get X rounded as ggml
 //  rounds it (into xq; X is left alone, since several products read it)
@@ -375,6 +386,15 @@ s_matmul (wrk_llm_t *self, const wrk_llm_matrix_t *m, cl_mem X, cl_mem Y, int T,
         RUN (WRK_LLM_K_MATMUL, wrk_kernels_ggml_mm_q4_1 (self->dev, m->mem, a->xq8, a->xd,
                                                          a->xs, Y, m->rows, m->cols, T, ev_,
                                                          err));
+        return 0;
+    }
+    if (self->numerics == WRK_LLM_NUMERICS_Q8 && T == 1
+    &&  (m->type == GGML_TYPE_Q4_0 || m->type == GGML_TYPE_Q4_1 || m->type == GGML_TYPE_Q8_0)) {
+        //  One token: x to int8 blocks, then integer dot products.
+        RUN (WRK_LLM_K_MATMUL, wrk_kernels_quant_i8 (self->dev, X, a->xq8, a->xd, a->xs,
+                                                     m->cols, ev_, err));
+        RUN (WRK_LLM_K_MATMUL, wrk_kernels_gemv_q_i8 (self->dev, m->type, m->mem, a->xq8, a->xd,
+                                                      a->xs, Y, m->rows, m->cols, ev_, err));
         return 0;
     }
     if (ggml) {

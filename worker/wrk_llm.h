@@ -100,18 +100,25 @@ wrk_llm_t *wrk_llm_new_on (wrk_device_t *dev, const cmn_llama_model_t *model,
 //        activation rounding (Q8_0, Q8_K) with this library's products.
 //        The attention order assumes llama.cpp ran the same chunks (a
 //        prompt in one batch, then one token at a time).
+//    WRK_LLM_NUMERICS_Q8: as F32, except that a product of one token with
+//        a Q4_0, Q4_1 or Q8_0 matrix (decoding) rounds the activations to
+//        int8 blocks of 32 and sums integer products (wrk_kernels_gemv_q_i8:
+//        llama.cpp's GPU method, PTX dp4a on NVIDIA). Faster on GPUs,
+//        slower on CPUs; the activations' rounding moves logits about as
+//        much as llama.cpp's own (docs/llm.md).
 typedef enum {
     WRK_LLM_NUMERICS_F32 = 0,
-    WRK_LLM_NUMERICS_GGML = 1
+    WRK_LLM_NUMERICS_GGML = 1,
+    WRK_LLM_NUMERICS_Q8 = 2
 } wrk_llm_numerics_t;
 
-//  The numerics named NAME ("f32", "ggml"), or -1.
+//  The numerics named NAME ("f32", "ggml", "q8"), or -1.
 int wrk_llm_numerics_from_name (const char *name);
 
 //  Sets the numerics (wrk_llm_numerics_t) of the tokens evaluated from now
 //  on; set it before the first eval (or after a reset), since tokens
-//  already in the cache keep the numerics they were run with. GGML
-//  allocates its scratch buffers the first time (the largest: n_head x
+//  already in the cache keep the numerics they were run with. GGML and
+//  Q8 allocate their scratch buffers the first time (GGML's largest: n_head x
 //  n_batch x n_ctx floats of attention scores), outside the memory check
 //  of wrk_llm_new*. Returns 0, or -1 with ERR set (RXQ_E_OPENCL,
 //  RXQ_E_NOMEM when those buffers cannot be had).

@@ -16,10 +16,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-/tmp/build-bench-pack}
 payload="$root/bench/device/payload"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRXQ_TESTS=OFF >/dev/null
-cmake --build "$build" -j2 --target bench_gemm bench_gemv bench_quantize gemv_probe >/dev/null
+cmake --build "$build" -j2 --target bench_gemm bench_gemv bench_quantize gemv_probe bench_llm >/dev/null
 rm -rf "$payload"
 mkdir -p "$payload/lib"
-for prog in bench_gemm bench_gemv bench_quantize gemv_probe; do
+for prog in bench_gemm bench_gemv bench_quantize gemv_probe bench_llm; do
     cp "$build/bin/$prog" "$payload/"
     ldd "$build/bin/$prog" | awk '/=> \// { print $1, $3 }' | while read -r name path; do
         case "$name" in

@@ -104,7 +104,7 @@ Test (generate, streams_text_json_and_seed, .fini = s_fini, .timeout = 600) {
     itest_rxq (r, 10000, "--broker", s_endpoint, "generate", "--model", hash,
                "--numerics", "f16", "hi");
     cr_expect_eq (r->code, 64, "usage error: %s", r->err);
-    cr_expect (strstr (r->err, "--numerics must be f32 or ggml"), "%s", r->err);
+    cr_expect (strstr (r->err, "--numerics must be f32, ggml or q8"), "%s", r->err);
 
     //  A path on the worker (rxq submit) still works, loaded for the job
     //  alone: the same tokens, nothing cached.

@@ -149,8 +149,9 @@ Test (qmatmul, rejects_bad_shapes_and_small_buffers)
     free (wq);
 }
 
-//  Installs {qmatmul: {QMM_WGS: wgs, GEMV_ROWS: rows, GEMV_UNIT: unit}} as
-//  the test device's tuning override (NULL entry when WGS is 0: removes it).
+//  Installs {qmatmul: {QMM_WGS: wgs, GEMV_ROWS and GEMV_I8_ROWS: rows,
+//  GEMV_UNIT: unit}} as the test device's tuning override (NULL entry when
+//  WGS is 0: removes it).
 static void
 s_qmm_override (int wgs, int rows, int unit)
 {
@@ -166,10 +167,12 @@ s_qmm_override (int wgs, int rows, int unit)
     msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 1);
     msgpack_pack_str_with_body (&pk, "qmatmul", 7);
-    msgpack_pack_map (&pk, 3);
+    msgpack_pack_map (&pk, 4);
     msgpack_pack_str_with_body (&pk, "QMM_WGS", 7);
     msgpack_pack_int (&pk, wgs);
     msgpack_pack_str_with_body (&pk, "GEMV_ROWS", 9);
+    msgpack_pack_int (&pk, rows);
+    msgpack_pack_str_with_body (&pk, "GEMV_I8_ROWS", 12);
     msgpack_pack_int (&pk, rows);
     msgpack_pack_str_with_body (&pk, "GEMV_UNIT", 9);
     msgpack_pack_int (&pk, unit);

@@ -485,3 +485,55 @@ Test (llm, ggml_numerics_match_llama_cpp) {
         free (r.logits);
     }
 }
+
+//  q8 numerics (WRK_LLM_NUMERICS_Q8): each prompt evaluated one token at a
+//  time, so that every product is a GEMV on int8 activations
+//  (wrk_kernels_gemv_q_i8; the fixture model is Q4_1 with a Q8_0 output).
+//  llama.cpp's CPU backend rounds activations the same way (Q8_1, Q8_0), so
+//  the stated tolerances are close_to_llama_cpp's, against both llama.cpp
+//  and this library's f32 mode: mean |d| <= 1.0, max <= 2.5, and the other
+//  side's best token among this mode's two best. The logits must differ
+//  from the f32 mode's (the int8 path ran).
+Test (llm, q8_numerics_close_to_f32_and_llama_cpp) {
+    cr_assert_eq (wrk_llm_numerics_from_name ("q8"), WRK_LLM_NUMERICS_Q8);
+    cmn_err_t err = { 0 };
+    float *l8 = malloc (49152 * sizeof (float)), *lf = malloc (49152 * sizeof (float));
+    for (int p = 0; p < 5; p++) {
+        s_ref_t r;
+        s_ref_from ("llama_cpp", p, &r);
+        wrk_llm_t *llm = wrk_llm_new (s_dev, s_model, 256, 64, &err);
+        cr_assert (llm, "%s", err.msg);
+        cr_assert_eq (wrk_llm_eval (llm, r.prompt, r.n_prompt, lf, NULL, NULL, &err), 0, "%s",
+                      err.msg);
+        wrk_llm_reset (llm);
+        cr_assert_eq (wrk_llm_set_numerics (llm, WRK_LLM_NUMERICS_Q8, &err), 0, "%s", err.msg);
+        for (int t = 0; t < r.n_prompt; t++)
+            cr_assert_eq (wrk_llm_eval (llm, &r.prompt [t], 1, l8, NULL, NULL, &err), 0, "%s",
+                          err.msg);
+        const float *other [2] = { lf, r.logits };
+        const char *oname [2] = { "f32 mode", "llama.cpp" };
+        for (int o = 0; o < 2; o++) {
+            double mean = 0, worst = 0;
+            for (int i = 0; i < 49152; i++) {
+                const double d = fabs ((double) l8 [i] - other [o][i]);
+                mean += d / 49152;
+                worst = d > worst ? d : worst;
+            }
+            const int best = s_argmax (other [o], 49152);
+            int rank = 0;
+            for (int i = 0; i < 49152; i++)
+                rank += l8 [i] > l8 [best];
+            cr_log_info ("%s, numerics q8 vs %s: mean |d| %.3g, max %.3g, its best ranks %d",
+                         r.name, oname [o], mean, worst, rank);
+            cr_expect_leq (mean, 1.0, "%s vs %s: mean |d| %.3g", r.name, oname [o], mean);
+            cr_expect_leq (worst, 2.5, "%s vs %s: max |d| %.3g", r.name, oname [o], worst);
+            cr_expect_leq (rank, 1, "%s vs %s: best token ranks %d", r.name, oname [o], rank);
+            if (o == 0)
+                cr_expect_gt (worst, 0.0, "%s: q8 logits identical to f32's", r.name);
+        }
+        free (r.logits);
+        wrk_llm_destroy (&llm);
+    }
+    free (l8);
+    free (lf);
+}
