@@ -13,7 +13,7 @@
  *  weight bytes + x read + y written over the median kernel time; the
  *  ratio is GB/s over the copy GB/s (2 * bytes / time).
  *
- *  The types NAME.i8 (q4_0.i8, q4_1.i8, q8_0.i8) run the GEMV on int8 x
+ *  The types NAME.i8 (q4_0.i8 ... q6_k.i8) run the GEMV on int8 x
  *  (wrk_kernels_quant_i8 once, then wrk_kernels_gemv_q_i8): "us" and
  *  GB/s are the GEMV kernel's (its bytes count x as int8 with its scales
  *  and sums); the x_us column is the quantization of x, which a model
@@ -54,6 +54,7 @@ static const struct {
     { "q8_0", GGML_TYPE_Q8_0, false }, { "q4_k", GGML_TYPE_Q4_K, false },
     { "q6_k", GGML_TYPE_Q6_K, false }, { "q4_0.i8", GGML_TYPE_Q4_0, true },
     { "q4_1.i8", GGML_TYPE_Q4_1, true }, { "q8_0.i8", GGML_TYPE_Q8_0, true },
+    { "q4_k.i8", GGML_TYPE_Q4_K, true }, { "q6_k.i8", GGML_TYPE_Q6_K, true },
 };
 #define S_NTYPES (int) (sizeof s_types / sizeof s_types [0])
 
@@ -242,7 +243,7 @@ int
 main (int argc, char **argv)
 {
     const char *selector = NULL, *options = NULL;
-    const char *types = "q4_0,q4_1,q8_0,q4_k,q6_k,q4_0.i8,q4_1.i8,q8_0.i8";
+    const char *types = "q4_0,q4_1,q8_0,q4_k,q6_k,q4_0.i8,q4_1.i8,q8_0.i8,q4_k.i8,q6_k.i8";
     int shapes [S_MAX_SHAPES][2] = { { 4096, 4096 }, { 11008, 4096 } }, nshapes = 2, reps = 20;
     uint64_t copy_mb = 256, rotate_mb = 256;
     for (int i = 1; i + 1 < argc + 1; i++) {

@@ -713,7 +713,8 @@ QMM_KERNELS (q4_K, GGML_TYPE_Q4_K)
 QMM_KERNELS (q6_K, GGML_TYPE_Q6_K)
 
 //  --------------------------------------------------------------------------
-//  GEMV on int8 x: qi8_quant, then qgemv_i8_<type> for q4_0, q4_1, q8_0
+//  GEMV on int8 x: qi8_quant, then qgemv_i8_<type> for q4_0, q4_1, q8_0,
+//  q4_K, q6_K
 //
 //  The method of llama.cpp's GPU backends, for GPUs on which decoding
 //  weights to floats costs more time than reading them (docs/kernels.md,
@@ -724,6 +725,9 @@ QMM_KERNELS (q6_K, GGML_TYPE_Q6_K)
 //      Q4_0   d dx (sum q qx - 8 sum qx)
 //      Q4_1   d dx sum q qx + m dx sum qx
 //      Q8_0   d dx sum q qx
+//      Q4_K   dx (d sc sum q qx - dmin m sum qx), per 32-value sub-block
+//      Q6_K   d dx (sc0 sum (q - 32) qx + sc1 sum (q - 32) qx), per two
+//             16-value sub-blocks
 //  So y is W times the rounded x, with float rounding only in the scaling
 //  and in the sums over blocks (error bound in docs/kernels.md). It differs
 //  from qgemv_<type>'s y by x's rounding, |x - dx qx| <= dx / 2 per value.
@@ -746,9 +750,10 @@ QMM_KERNELS (q6_K, GGML_TYPE_Q6_K)
 //  blocks in words beat 16-bit loads, runs of 4 blocks read as 8-byte
 //  words, and slices of 16 values; pairs beat single blocks for Q4_0
 //  (0.80 of the copy rate against 0.74 at 128 x 4) but not for Q8_0 (0.82
-//  against 0.92 at 128 x 2), so Q8_0 takes single blocks (docs/kernels.md).
+//  against 0.92 at 128 x 2) nor Q4_1 (0.70-0.79 against 0.78-0.81), so
+//  those take single blocks (docs/kernels.md).
 //
-//  Constraints: cols a multiple of 32; a little-endian device; xq, xd, xs
+//  Constraints: cols a multiple of 32 (256 for q4_K, q6_K); a little-endian device; xq, xd, xs
 //  16-byte aligned (a buffer's start is).
 //  NDRange: qi8_quant global >= cols / 32 (one block per work-item);
 //  qgemv_i8 global (ceil(rows / GEMV_I8_ROWS) * QMM_WGS), local QMM_WGS.
@@ -899,15 +904,6 @@ qi8_pair (const int type, const __global uchar *W, size_t p2, const uint4 *x, fl
     const int bw = type == GGML_TYPE_Q8_0 ? 8 : 4;          // quant words per block
     const __global uint *p = (const __global uint *) (W + p2 * 2 * qi8_bytes (type));
     uint w [17], q [8];
-    if (type == GGML_TYPE_Q4_1) {
-        //  Two aligned 20-byte blocks: words 0 and 5 hold d and m.
-        for (int i = 0; i < 10; i++)
-            w [i] = p [i];
-        acc = qi8_sum (type, qi8_f16 (w [0]), qi8_f16 (w [0] >> 16), w + 1, x [0], x [1], dx.x,
-                       sx.x, acc);
-        return qi8_sum (type, qi8_f16 (w [5]), qi8_f16 (w [5] >> 16), w + 6, x [2], x [3], dx.y,
-                        sx.y, acc);
-    }
     for (int i = 0; i < 2 * bw + 1; i++)
         w [i] = p [i];
     for (int k = 0; k < bw; k++)
@@ -916,6 +912,69 @@ qi8_pair (const int type, const __global uchar *W, size_t p2, const uint4 *x, fl
     for (int k = 0; k < bw; k++)
         q [k] = w [bw + 1 + k];
     return qi8_sum (type, qi8_f16 (w [bw] >> 16), 0.0f, q, x [2], x [3], dx.y, sx.y, acc);
+}
+
+//  ACC plus unit S (0..7, 32 values) of K-quant super-block G of W, with
+//  x's words X0, X1, scale DX and sum SX. The units are qmm_unit_q4_K's and
+//  qmm_unit_q6_K's.
+//  Q4_K (144-byte super-blocks, so 16-byte aligned): the unit's 32 quant
+//  bytes are two uint4 at qs + 32 (S / 2), nibble S % 2; with 6-bit scale
+//  sc and min m, it adds dx (d sc sum q qx - dmin m sx).
+//  Q6_K (210 bytes: 2 bytes off a word in every other super-block): the
+//  ql and qh slices are 9 aligned words each, funnel-shifted by 0 or 16
+//  bits (the ninth word stays inside the super-block, whose scales and d
+//  follow). q - 32 is formed in every byte at once ((q | 0x80) - 0x20, then
+//  ^ 0x80: a signed byte) and the unit's two 16-value halves, with their
+//  own int8 scales, give sc0 sum0 + sc1 sum1, an exact integer (below
+//  2 x 128 x 16 x 32 x 127 < 2^24), scaled by d dx.
+float
+qi8_unit_k (const int type, const __global uchar *W, size_t g, int s, uint4 x0, uint4 x1,
+            float dx, int sx, float acc)
+{
+    const uint xw [8] = { x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w };
+    int t = 0;
+    if (type == GGML_TYPE_Q4_K) {
+        const __global uchar *b = W + g * 144;
+        const __global uint4 *qp = (const __global uint4 *) (b + 16 + 32 * (s >> 1));
+        const uint4 qa = qp [0], qb = qp [1];
+        const uint q [8] = { qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w };
+        const uint sh = 4u * (uint) (s & 1);
+        for (int k = 0; k < 8; k++)
+            t = qi8_dot_u ((q [k] >> sh) & 0x0F0F0F0Fu, xw [k], t);
+        const __global uchar *sc = b + 4;
+        const int s4 = s & 3;
+        const uint scale = s < 4 ? sc [s] & 63u : (sc [s + 4] & 0xFu) | ((sc [s4] >> 6) << 4);
+        const uint min = s < 4 ? sc [s + 4] & 63u : (sc [s + 4] >> 4) | ((sc [s] >> 6) << 4);
+        const float d = vload_half (0, (const __global half *) b);
+        const float dmin = vload_half (1, (const __global half *) b);
+        return fma (dx, fma (d * (float) scale, (float) t, -(dmin * (float) min) * (float) sx),
+                    acc);
+    }
+    const size_t at = g * 210;
+    const __global uchar *b = W + at;
+    const __global uint *base = (const __global uint *) (W + (at & ~(size_t) 3));
+    const uint sh = 16u * ((uint) (at >> 1) & 1u);
+    const int h = s >> 2, k4 = s & 3;
+    const __global uint *pl = base + (64 * h + 32 * (k4 & 1)) / 4;
+    const __global uint *ph = base + (128 + 32 * h) / 4;
+    uint wl [9], wh [9];
+    for (int i = 0; i < 9; i++) {
+        wl [i] = pl [i];
+        wh [i] = ph [i];
+    }
+    const uint lsh = 4u * (uint) (k4 >> 1), hsh = 2u * (uint) k4;
+    int half_sum [2] = { 0, 0 };
+    for (int k = 0; k < 8; k++) {
+        const uint l = (uint) ((((ulong) wl [k + 1] << 32) | wl [k]) >> sh);
+        const uint hb = (uint) ((((ulong) wh [k + 1] << 32) | wh [k]) >> sh);
+        const uint q = ((l >> lsh) & 0x0F0F0F0Fu) | (((hb >> hsh) & 0x03030303u) << 4);
+        const uint q32 = ((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u;
+        half_sum [k >> 2] = qi8_dot_s (q32, xw [k], half_sum [k >> 2]);
+    }
+    const __global char *sc = (const __global char *) b + 192 + 8 * h + 2 * k4;
+    const int isum = (int) sc [0] * half_sum [0] + (int) sc [1] * half_sum [1];
+    const float d = vload_half (0, (const __global half *) (b + 208));
+    return fma (d * dx, (float) isum, acc);
 }
 
 void
@@ -933,11 +992,7 @@ qgemv_i8_body (const int type, const __global uchar *W, const __global uint4 *xq
         row [r] = (size_t) min (r0 + r, rows - 1) * nb;
         acc [r] = 0.0f;
     }
-#ifndef QI8_PAIRS
-#define QI8_PAIRS 1             // types that go by pairs: 1 Q4_0, 2 Q4_1, 4 Q8_0
-#endif
-    const int tbit = type == GGML_TYPE_Q4_0 ? 1 : type == GGML_TYPE_Q4_1 ? 2 : 4;
-    if ((QI8_PAIRS & tbit) && nb % 2 == 0 && nb >= 2 * QMM_WGS) {
+    if (type == GGML_TYPE_Q4_0 && nb % 2 == 0 && nb >= 2 * QMM_WGS) {
         //  Pairs of blocks, when every work-item gets one.
         for (int p = lid; p < nb / 2; p += QMM_WGS) {
             const uint4 x [4] = { xq [4 * p], xq [4 * p + 1], xq [4 * p + 2], xq [4 * p + 3] };
@@ -953,7 +1008,9 @@ qgemv_i8_body (const int type, const __global uchar *W, const __global uint4 *xq
             const float dx = xd [b];
             const int sx = xs [b];
             for (int r = 0; r < GEMV_I8_ROWS; r++)
-                acc [r] = qi8_block (type, W, row [r] + b, nblk, x0, x1, dx, sx, acc [r]);
+                acc [r] = type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K
+                        ? qi8_unit_k (type, W, (row [r] + b) >> 3, b & 7, x0, x1, dx, sx, acc [r])
+                        : qi8_block (type, W, row [r] + b, nblk, x0, x1, dx, sx, acc [r]);
         }
     for (int r = 0; r < GEMV_I8_ROWS; r++)
         red [r * QMM_WGS + lid] = acc [r];
@@ -976,3 +1033,5 @@ qgemv_i8_##name (const __global uchar *W, const __global uint4 *xq,            \
 QI8_KERNEL (q4_0, GGML_TYPE_Q4_0)
 QI8_KERNEL (q4_1, GGML_TYPE_Q4_1)
 QI8_KERNEL (q8_0, GGML_TYPE_Q8_0)
+QI8_KERNEL (q4_K, GGML_TYPE_Q4_K)
+QI8_KERNEL (q6_K, GGML_TYPE_Q6_K)

@@ -394,9 +394,9 @@ wrk_kernels_gemv_q_i8 (wrk_device_t *dev, int type, cl_mem W, cl_mem xq, cl_mem 
     s_null_event (event);
     size_t bv = 0, bb = 0;
     const char *tname = s_qtype (type, &bv, &bb);
-    if (!tname || bv != 32)
+    if (!tname)
         return cmn_err_set (err, RXQ_E_UNSUPPORTED, "qgemv_i8: quant type %d is not one of "
-                            "q4_0, q4_1, q8_0", type);
+                            "q4_0, q4_1, q8_0, q4_K, q6_K", type);
     cl_bool little = CL_TRUE;
     clGetDeviceInfo (wrk_device_id (dev), CL_DEVICE_ENDIAN_LITTLE, sizeof little, &little, NULL);
     if (!little)
@@ -404,20 +404,20 @@ wrk_kernels_gemv_q_i8 (wrk_device_t *dev, int type, cl_mem W, cl_mem xq, cl_mem 
     if (s_positive (err, "qgemv_i8", (int []) { rows, cols }, 2)
     ||  s_fits (err, "qgemv_i8", (size_t) rows, (size_t) cols, 1))
         return -1;
-    if (cols % 32)
-        return cmn_err_set (err, RXQ_E_INVAL, "qgemv_i8: cols %d is not a multiple of 32",
-                            cols);
+    if (cols % (int) bv)
+        return cmn_err_set (err, RXQ_E_INVAL, "qgemv_i8: cols %d is not a multiple of the %s "
+                            "block size %zu", cols, tname, bv);
     const s_tuning_t t = s_tuning (dev);
     char options [224], kernel [32];
     const char *base = s_qmm_options (t).text;
     snprintf (options, sizeof options, "%s%s", base, s_i8_dot (dev, base) ? " -DQI8_DP4A" : "");
     snprintf (kernel, sizeof kernel, "qgemv_i8_%s", tname);
-    const size_t nb = (size_t) cols / 32;
+    const size_t nb = (size_t) cols / bv, nx = (size_t) cols / 32;
     const size_t global [1] = { s_ceil_div (rows, t.gemv_i8_rows) * t.qmm_wgs };
     const size_t local [1] = { t.qmm_wgs };
     return s_launch (dev, "qmatmul.cl", options, kernel, 1, global, local,
                      S_ARGS (S_BUF (W, (size_t) rows * nb * bb), S_BUF (xq, (size_t) cols),
-                             S_BUF (xd, nb * sizeof (float)), S_BUF (xs, nb * sizeof (int32_t)),
+                             S_BUF (xd, nx * sizeof (float)), S_BUF (xs, nx * sizeof (int32_t)),
                              S_BUF (y, (size_t) rows * sizeof (float)), S_VAL (rows),
                              S_VAL (cols)),
                      event, err);

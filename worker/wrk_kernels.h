@@ -121,8 +121,8 @@ int wrk_kernels_quant_i8 (wrk_device_t *dev, cl_mem x, cl_mem xq, cl_mem xd,
 //  integer dot products per block (qmatmul.cl, "GEMV on int8 x"): the
 //  method of llama.cpp's GPU backends, faster than wrk_kernels_gemv_q on
 //  a GPU and less exact (x's rounding, at most dx / 2 per value). TYPE:
-//  GGML_TYPE_Q4_0, Q4_1 or Q8_0, else RXQ_E_UNSUPPORTED (also on a
-//  big-endian device).
+//  GGML_TYPE_Q4_0, Q4_1, Q8_0, Q4_K or Q6_K, else RXQ_E_UNSUPPORTED (also
+//  on a big-endian device); COLS a multiple of the type's block size.
 int wrk_kernels_gemv_q_i8 (wrk_device_t *dev, int type, cl_mem W, cl_mem xq,
                            cl_mem xd, cl_mem xs, cl_mem y, int rows, int cols,
                            cl_event *event, cmn_err_t *err);

@@ -367,7 +367,7 @@ s_finish (wrk_llm_t *self, cmn_err_t *err)
     } while (0)
 
 //  Y [T, rows] = X [T, cols] M^T, by GEMV when T is 1. With q8 numerics a
-//  GEMV on a Q4_0, Q4_1 or Q8_0 matrix rounds X to int8 blocks first
+//  GEMV (any of qmatmul's five types) rounds X to int8 blocks first
 //  (wrk_kernels_gemv_q_i8). With ggml numerics
 //  a Q4_1 product is llama.cpp's, bit for bit (X to Q8_1 blocks, then
 //  ggml_vec_dot_q4_1_q8_1's order); other types get X rounded as ggml
@@ -389,7 +389,8 @@ s_matmul (wrk_llm_t *self, const wrk_llm_matrix_t *m, cl_mem X, cl_mem Y, int T,
         return 0;
     }
     if (self->numerics == WRK_LLM_NUMERICS_Q8 && T == 1
-    &&  (m->type == GGML_TYPE_Q4_0 || m->type == GGML_TYPE_Q4_1 || m->type == GGML_TYPE_Q8_0)) {
+    &&  (m->type == GGML_TYPE_Q4_0 || m->type == GGML_TYPE_Q4_1 || m->type == GGML_TYPE_Q8_0
+    ||   m->type == GGML_TYPE_Q4_K || m->type == GGML_TYPE_Q6_K)) {
         //  One token: x to int8 blocks, then integer dot products.
         RUN (WRK_LLM_K_MATMUL, wrk_kernels_quant_i8 (self->dev, X, a->xq8, a->xd, a->xs,
                                                      m->cols, ev_, err));

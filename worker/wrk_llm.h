@@ -101,7 +101,7 @@ wrk_llm_t *wrk_llm_new_on (wrk_device_t *dev, const cmn_llama_model_t *model,
 //        The attention order assumes llama.cpp ran the same chunks (a
 //        prompt in one batch, then one token at a time).
 //    WRK_LLM_NUMERICS_Q8: as F32, except that a product of one token with
-//        a Q4_0, Q4_1 or Q8_0 matrix (decoding) rounds the activations to
+//        a Q4_0, Q4_1, Q8_0, Q4_K or Q6_K matrix (decoding) rounds the activations to
 //        int8 blocks of 32 and sums integer products (wrk_kernels_gemv_q_i8:
 //        llama.cpp's GPU method, PTX dp4a on NVIDIA). Faster on GPUs,
 //        slower on CPUs; the activations' rounding moves logits about as

@@ -157,7 +157,7 @@ static const s_row_t s_rows [] = {
     //  SM, 64 K registers per SM).
     { "nvidia", "NVIDIA", NULL, "gpu", {
         [WRK_TUNE_SGEMM]       = { 0, 128, 128, 16, 8, 8, 4, 1 },
-        [WRK_TUNE_QMATMUL]     = { 128, 2, 2, 8, 0, 2 },
+        [WRK_TUNE_QMATMUL]     = { 128, 2, 2, 8, 0, 3 },
         [WRK_TUNE_NORM]        = { 256 },
         [WRK_TUNE_SOFTMAX]     = { 256 },
         [WRK_TUNE_ATTENTION]   = { 32 },

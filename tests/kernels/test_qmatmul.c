@@ -224,8 +224,18 @@ Test (qmatmul, gemv_both_schemes_match_dequantized_reference)
 //  times the device's own rounded x (xd q), computed in double, with
 //  qmatmul's bound: each block adds an exact integer sum, scaled with two
 //  roundings, so |y - ref| <= ((cols + 1) u / (1 - cols u)) * M, where M
-//  sums |d (q - 8)| |xd qx| (Q4_0), (|d q| + |m|) |xd qx| (Q4_1) or
-//  |d q| |xd qx| (Q8_0): the magnitudes of the terms the kernel rounds.
+//  sums |d (q - 8)| |xd qx| (Q4_0), (|d q| + |m|) |xd qx| (Q4_1),
+//  (|d sc q| + |dmin m|) |xd qx| (Q4_K) or |w| |xd qx| (Q8_0, Q6_K): the
+//  magnitudes of the terms the kernel rounds (each written as |w| + 2 |m|).
+//  |dmin m| of sub-block S of Q4_K block B (ggml's get_scale_min_k4).
+static double
+s_q4k_min (const block_q4_K *b, int s)
+{
+    const uint8_t *sc = b->scales;
+    const int m = s < 4 ? sc [s + 4] & 63 : (sc [s + 4] >> 4) | ((sc [s] >> 6) << 4);
+    return fabs (cmn_f16_bits_to_f32 (b->dmin) * m);
+}
+
 static void
 s_run_i8 (int type, int rows, int cols, uint64_t seed, float lo, float hi)
 {
@@ -284,7 +294,10 @@ s_run_i8 (int type, int rows, int cols, uint64_t seed, float lo, float hi)
         double s = 0, mag = 0;
         for (size_t b = 0; b < nb; b++) {
             const double m = type == GGML_TYPE_Q4_1
-                           ? fabs (cmn_f16_bits_to_f32 (((const block_q4_1 *) row) [b].m)) : 0;
+                           ? fabs (cmn_f16_bits_to_f32 (((const block_q4_1 *) row) [b].m))
+                           : type == GGML_TYPE_Q4_K ? s_q4k_min ((const block_q4_K *) row + b / 8,
+                                                                 (int) (b % 8))
+                           : 0;
             for (int j = 0; j < 32; j++) {
                 const double xv = (double) xd [b] * xq [32 * b + j], w = wd [32 * b + j];
                 s += w * xv;
@@ -305,7 +318,9 @@ s_run_i8 (int type, int rows, int cols, uint64_t seed, float lo, float hi)
 }
 
 //  qgemv_i8 on every type it takes, for the tuned shape and three
-//  overrides: fewer blocks than work-items (cols 96, 160: 3 and 5 blocks),
+//  overrides: fewer blocks than work-items (cols 96, 160: 3 and 5 blocks;
+//  K-quants 256, 768: 1 and 3 super-blocks, the Q6_K ones alternately
+//  word-aligned and not),
 //  several per work-item (2336: 73; 4096: 128), rows not a multiple of
 //  GEMV_ROWS, odd and even block counts (so the matrix ends with a word-
 //  aligned Q4_0 or Q8_0 block, whose last 2 bytes the kernel must not
@@ -313,15 +328,18 @@ s_run_i8 (int type, int rows, int cols, uint64_t seed, float lo, float hi)
 //  minimum) for the last column count.
 Test (qmatmul, gemv_i8_matches_reference_on_rounded_x)
 {
-    static const int types [] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q8_0 };
+    static const int types [] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q8_0,
+                                  GGML_TYPE_Q4_K, GGML_TYPE_Q6_K };
     static const int cols [] = { 96, 160, 2336, 4096 };
+    static const int cols_k [] = { 256, 768, 2560, 4096 };
     static const int cfg [][2] = { { 0, 0 }, { 16, 3 }, { 4, 8 }, { 64, 1 } };
     for (size_t c = 0; c < sizeof cfg / sizeof cfg [0]; c++) {
         s_qmm_override (cfg [c][0], cfg [c][1], 0);
-        for (size_t t = 0; t < 3; t++)
+        for (size_t t = 0; t < 5; t++)
             for (int i = 0; i < 4; i++)
-                s_run_i8 (types [t], 1 + 11 * i, cols [i], 5000 + 10 * c + (uint64_t) i,
-                          i == 3 ? -3.0f : -1.0f, i == 3 ? 0.5f : 1.0f);
+                s_run_i8 (types [t], 1 + 11 * i, t < 3 ? cols [i] : cols_k [i],
+                          5000 + 10 * c + (uint64_t) i, i == 3 ? -3.0f : -1.0f,
+                          i == 3 ? 0.5f : 1.0f);
     }
     s_qmm_override (0, 0, 0);
 }
@@ -334,8 +352,10 @@ Test (qmatmul, gemv_i8_rejects_bad_types_shapes_and_buffers)
     float x [64] = { 0 };
     cl_mem dW = kt_in (wq, rows * rb), dX = kt_in (x, sizeof x), dQ = kt_in (x, 64);
     cl_mem dD = kt_in (x, 8), dS = kt_in (x, 8), dY = kt_out (rows);
-    KT_FAILS (RXQ_E_UNSUPPORTED, wrk_kernels_gemv_q_i8 (kt_dev, GGML_TYPE_Q4_K, dW, dQ, dD, dS,
+    KT_FAILS (RXQ_E_UNSUPPORTED, wrk_kernels_gemv_q_i8 (kt_dev, GGML_TYPE_Q5_0, dW, dQ, dD, dS,
                                                         dY, rows, cols, NULL, err));
+    KT_FAILS (RXQ_E_INVAL, wrk_kernels_gemv_q_i8 (kt_dev, GGML_TYPE_Q4_K, dW, dQ, dD, dS, dY,
+                                                  rows, cols, NULL, err));
     KT_FAILS (RXQ_E_INVAL, wrk_kernels_gemv_q_i8 (kt_dev, GGML_TYPE_Q4_0, dW, dQ, dD, dS, dY,
                                                   rows, 48, NULL, err));
     KT_FAILS (RXQ_E_INVAL, wrk_kernels_gemv_q_i8 (kt_dev, GGML_TYPE_Q4_0, dW, dQ, dD, dS, dY,
