@@ -32,6 +32,8 @@ static const cmn_param_spec_t s_bench_gemm_params [] = {
     { "n", CMN_PARAM_UINT, false, 16, 8192, "square SGEMM size M=N=K (default 256)" },
     { "reps", CMN_PARAM_UINT, false, 1, 1000, "timed repetitions (default 5)" },
     { "seed", CMN_PARAM_UINT, false, 0, 1.8e19, "seed of the random inputs (default 1)" },
+    { "x", CMN_PARAM_STR, false, 0, 4,
+      "f32 (default) or i8: x rounded to int8 blocks, integer dot products" },
     { NULL, 0, false, 0, 0, NULL }
 };
 

@@ -417,6 +417,16 @@ wrk_farm_bench_gemv (wrk_job_t *job)
     uint64_t rows, cols, reps, seed;
     int type = 0;
     const char *tname = NULL;
+    char xname [8] = "f32";
+    if (cmn_codec_find (job->params, "x")
+    &&  cmn_codec_get_cstr (job->params, "x", xname, sizeof xname, &job->err) < 0) {
+        job->err.code = RXQ_E_PARAM;
+        return -1;
+    }
+    const bool i8 = strcmp (xname, "i8") == 0;
+    if (!i8 && strcmp (xname, "f32") != 0)
+        return cmn_err_set (&job->err, RXQ_E_PARAM, "parameter 'x' is '%s', must be f32 or i8",
+                            xname);
     if (s_need_device (job, "bench.gemv")
     ||  s_qtype (job, &type, &tname)
     ||  wrk_farm_get_uint (job, "rows", 1, 65536, 1024, &rows)
@@ -438,16 +448,19 @@ wrk_farm_bench_gemv (wrk_job_t *job)
     float *y = malloc ((size_t) rows * sizeof *y);
     float *ref = malloc ((size_t) rows * sizeof *ref);
     double *absdot = malloc ((size_t) rows * sizeof *absdot);
-    uint64_t *ns = calloc ((size_t) reps, sizeof *ns);
-    cl_mem dw = NULL, dx = NULL, dy = NULL;
+    uint64_t *ns = calloc ((size_t) reps, sizeof *ns), *qns = calloc ((size_t) reps, sizeof *qns);
+    double *slack = calloc ((size_t) rows, sizeof *slack);
+    cl_mem dw = NULL, dx = NULL, dy = NULL, xq = NULL, xd = NULL, xs = NULL;
+    const size_t nx = (size_t) cols / 32;
     int rc = -1;
-    if (!r || !wf || !wq || !x || !y || !ref || !absdot || !ns) {
+    if (!r || !wf || !wq || !x || !y || !ref || !absdot || !ns || !qns || !slack) {
         cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.gemv: out of memory");
         goto done;
     }
     r->kind = "bench.gemv";
     r->seed = seed;
     wrk_farm_record_param (r, "type", 0, tname);
+    wrk_farm_record_param (r, "x", 0, i8 ? "i8" : "f32");
     wrk_farm_record_param (r, "rows", rows, NULL);
     wrk_farm_record_param (r, "cols", cols, NULL);
     wrk_farm_record_param (r, "reps", reps, NULL);
@@ -470,21 +483,53 @@ wrk_farm_bench_gemv (wrk_job_t *job)
         cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.gemv: reference failed");
         goto done;
     }
+    if (i8)
+        //  x's rounding to int8 (at most dx / 2 per value, dx = amax / 127
+        //  of its block; the margin covers the device's division).
+        for (uint64_t i = 0; i < rows; i++) {
+            cmn_quant_dequantize_row (type, wq + i * rb, wf, (size_t) cols);
+            for (size_t b = 0; b < nx; b++) {
+                double amax = 0, sw = 0;
+                for (int j = 0; j < 32; j++) {
+                    amax = fmax (amax, fabs (x [32 * b + j]));
+                    sw += fabs (wf [32 * b + j]);
+                }
+                slack [i] += amax / 254.0 * (1 + 1e-6) * sw;
+            }
+        }
     if (!(dw = s_buffer (job, w_bytes, wq)) || !(dx = s_buffer (job, cols * sizeof (float), x))
     ||  !(dy = s_buffer (job, rows * sizeof (float), NULL)))
         goto done;
-    const double moved = (double) w_bytes + 4.0 * (double) cols + 4.0 * (double) rows;
+    if (i8 && (!(xq = s_buffer (job, cols, NULL)) || !(xd = s_buffer (job, nx * 4, NULL))
+           ||  !(xs = s_buffer (job, nx * 4, NULL))))
+        goto done;
+    const double moved = (double) w_bytes + (i8 ? (double) cols + 8.0 * (double) nx
+                                                : 4.0 * (double) cols) + 4.0 * (double) rows;
     for (uint64_t i = 0; i <= reps; i++) {
         if (wrk_job_should_stop (job))
             goto done;
-        cl_event ev;
-        if (wrk_kernels_gemv_q (dev, type, dw, dx, dy, (int) rows, (int) cols, &ev, &job->err))
+        cl_event ev, qev = NULL;
+        if (i8 && wrk_kernels_quant_i8 (dev, dx, xq, xd, xs, (int) cols, &qev, &job->err))
             goto done;
+        if (i8 ? wrk_kernels_gemv_q_i8 (dev, type, dw, xq, xd, xs, dy, (int) rows, (int) cols,
+                                        &ev, &job->err)
+               : wrk_kernels_gemv_q (dev, type, dw, dx, dy, (int) rows, (int) cols, &ev,
+                                     &job->err)) {
+            if (qev)
+                clReleaseEvent (qev);
+            goto done;
+        }
+        const uint64_t qt = qev ? s_wait (job, qev) : 0;
+        if (qev && !qt) {
+            clReleaseEvent (ev);
+            goto done;
+        }
         uint64_t t = s_wait (job, ev);
         if (!t)
             goto done;
         if (i > 0) {
             ns [i - 1] = t;
+            qns [i - 1] = qt;
             wrk_job_progress (job, 0.4 + 0.5 * (double) i / (double) reps,
                               "gemv %s: run %llu of %llu, %.1f GB/s", tname,
                               (unsigned long long) i, (unsigned long long) reps,
@@ -498,13 +543,13 @@ wrk_farm_bench_gemv (wrk_job_t *job)
         goto done;
     }
     //  The bound of docs/kernels.md: only the order of the float sums
-    //  differs from the reference.
+    //  differs from the reference (and, for int8 x, x's rounding).
     const double gamma = ((double) cols + 1) * 0x1p-24 / (1 - (double) cols * 0x1p-24);
     double worst = 0;
     for (uint64_t i = 0; i < rows; i++) {
         double d = fabs ((double) y [i] - (double) ref [i]);
         double e = absdot [i] > 0 ? d / absdot [i] : d;
-        if (!(d <= gamma * absdot [i])) {
+        if (!(d <= gamma * absdot [i] + slack [i])) {
             cmn_err_set (&job->err, RXQ_E_CHECK, "bench.gemv %s: y[%llu] is %.9g, reference "
                          "%.9g", tname, (unsigned long long) i, (double) y [i],
                          (double) ref [i]);
@@ -512,7 +557,12 @@ wrk_farm_bench_gemv (wrk_job_t *job)
         }
         worst = e > worst ? e : worst;
     }
-    uint64_t med = wrk_farm_record_kernel (r, "qgemv", ns, (size_t) reps);
+    uint64_t med = wrk_farm_record_kernel (r, i8 ? "qgemv_i8" : "qgemv", ns, (size_t) reps);
+    if (i8) {
+        const uint64_t qmed = wrk_farm_record_kernel (r, "qi8_quant", qns, (size_t) reps);
+        wrk_farm_record_extra (r, "x_us_median", (double) qmed / 1e3);
+        wrk_farm_record_extra (r, "i8_dot", wrk_kernels_i8_dot (dev) ? 1 : 0);
+    }
     r->gbps = moved / (double) med;
     r->gflops = 2.0 * (double) rows * (double) cols / (double) med;
     r->peak_fraction = r->gbps / r->copy_gbps;
@@ -523,6 +573,14 @@ wrk_farm_bench_gemv (wrk_job_t *job)
     wrk_job_progress (job, 1.0, "done");
     rc = 0;
 done:
+    if (xq)
+        clReleaseMemObject (xq);
+    if (xd)
+        clReleaseMemObject (xd);
+    if (xs)
+        clReleaseMemObject (xs);
+    free (qns);
+    free (slack);
     if (dy)
         clReleaseMemObject (dy);
     if (dx)

@@ -152,7 +152,7 @@ Test (farm, bench_on_every_worker_records_and_reports)
                "--jsonl", jsonl, "--csv", csv);
     cr_assert_eq (r->code, 0, "rxq bench report: %s\n%s", r->out, r->err);
     cr_assert (strstr (r->out, "bench.gemm n=64 reps=2 seed=1 (2 runs)"), "%s", r->out);
-    cr_assert (strstr (r->out, "bench.gemv type=q8_0 rows=256 cols=256"), "%s", r->out);
+    cr_assert (strstr (r->out, "bench.gemv type=q8_0 x=f32 rows=256 cols=256"), "%s", r->out);
     static char text [1 << 16];
     itest_read_file (jsonl, text, sizeof text);
     cr_assert_eq (itest_lines (text), 3);

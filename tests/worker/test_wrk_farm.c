@@ -191,7 +191,22 @@ Test (wrk_farm, bench_gemv_record)
         s_check_record (&j, "bench.gemv", "qgemv", "type");
         s_job_free (&j);
     }
+    //  x=i8: the GEMV on int8 x, recorded with the quantization kernel.
+    for (int i = 0; i < 5; i++) {
+        s_job_t j;
+        s_job_init (&j, dev, "type", types [i], "rows", "u:33", "cols", "u:512", "reps", "u:2",
+                    "x", "s:i8", NULL);
+        cr_assert_eq (wrk_farm_bench_gemv (&j.job), 0, "%s x=i8: %s", types [i],
+                      j.job.err.msg);
+        s_check_record (&j, "bench.gemv", "qgemv_i8", "x");
+        s_check_record (&j, "bench.gemv", "qi8_quant", "type");
+        s_job_free (&j);
+    }
     s_job_t j;
+    s_job_init (&j, dev, "type", "s:q4_0", "x", "s:f16", NULL);
+    cr_assert_eq (wrk_farm_bench_gemv (&j.job), -1);
+    cr_assert_eq (j.job.err.code, RXQ_E_PARAM);
+    s_job_free (&j);
     s_job_init (&j, dev, "type", "s:q5_0", NULL);
     cr_assert_eq (wrk_farm_bench_gemv (&j.job), -1);
     cr_assert_eq (j.job.err.code, RXQ_E_PARAM);
