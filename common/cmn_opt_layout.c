@@ -9,6 +9,7 @@
  */
 #include "cmn_opt_layout.h"
 #include "cmn_opt_clean.h"
+#include <czmq.h>
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -608,12 +609,10 @@ s_convert_step (cmn_graph_t *g, size_t i, void *arg)
     return s_convertible (g, cmn_graph_onnx (g)->nodes [i]) ? s_convert (g, i, arg) : 0;
 }
 
-int
-cmn_opt_layout_nhwc (cmn_graph_t *g, cmn_opt_layout_stats_t *st, cmn_err_t *err)
+//  The pass's three steps; returns the rewrites made, or -1.
+static int
+s_layout_steps (cmn_graph_t *g, cmn_opt_layout_stats_t *st, cmn_err_t *err)
 {
-    assert (st);
-    if (cmn_graph_opset (g) < CMN_GRAPH_OPSET_MIN)
-        return 0;
     cmn_onnx_graph_t *og = cmn_graph_onnx (g);
     //  1. Conversion. A converted node is in the NHWC domain: not again.
     int count = cmn_graph_rewrite (g, s_convert_step, st, 0, err);
@@ -642,5 +641,43 @@ cmn_opt_layout_nhwc (cmn_graph_t *g, cmn_opt_layout_stats_t *st, cmn_err_t *err)
             }
         }
     }
+    return count;
+}
+
+int
+cmn_opt_layout_nhwc (cmn_graph_t *g, cmn_opt_layout_stats_t *st, cmn_err_t *err)
+{
+    assert (st);
+    if (cmn_graph_opset (g) < CMN_GRAPH_OPSET_MIN)
+        return 0;
+    cmn_onnx_graph_t *og = cmn_graph_onnx (g);
+    //  The initializers in use now: those the pass leaves unused (a Conv's
+    //  OIHW weights, constants it permuted) go at the end, even at -O0
+    //  where no dead-code pass follows.
+    zhashx_t *used = zhashx_new ();
+    if (!used)
+        return cmn_err_set (err, RXQ_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < og->ninits; i++)
+        if (cmn_graph_uses (g, og->inits [i]->name) > 0)
+            zhashx_insert (used, og->inits [i]->name, (void *) 1);
+    int count = s_layout_steps (g, st, err);
+    if (count > 0 && cmn_graph_refresh (g, err) == 0) {
+        size_t w = 0;
+        for (size_t i = 0; i < og->ninits; i++) {
+            cmn_onnx_tensor_t *t = og->inits [i];
+            if (zhashx_lookup (used, t->name) && cmn_graph_uses (g, t->name) == 0
+            &&  !cmn_graph_is_input (g, t->name))
+                cmn_onnx_tensor_free (t);
+            else
+                og->inits [w++] = t;
+        }
+        og->ninits = w;
+        if (cmn_graph_refresh (g, err))
+            count = -1;
+    }
+    else
+    if (count > 0)
+        count = -1;
+    zhashx_destroy (&used);
     return count;
 }

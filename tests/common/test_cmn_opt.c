@@ -583,3 +583,31 @@ Test (opt, layout_off_by_default)
     free (js);
     cmn_onnx_destroy (&m);
 }
+
+//  Regression: --layout nhwc at -O0 (no dead-code pass) left the Conv's
+//  OIHW weights and the Add's unpermuted constant in the file next to
+//  their new copies. The layout pass now drops the initializers it leaves
+//  unused; one that was unused before stays (that is -O1's DCE's job).
+Test (opt, layout_at_O0_drops_the_initializers_it_replaced)
+{
+    cmn_onnx_model_t *m = s_lmodel ();
+    s_lconv (m, "x", "w1", 4, 3, "c1");
+    int64_t kd [3] = { 4, 1, 1 };
+    s_linit (m, "k", kd, 3, 10.0f);
+    s_linit (m, "spare", kd, 3, 1.0f);
+    s_lnode (m, "Add", "c1,k", "y");
+    cmn_opt_opts_t o = cmn_opt_opts_default;
+    o.level = 0;
+    o.force [CMN_OPT_LAYOUT] = 1;
+    cmn_opt_report_t r;
+    cmn_err_t err;
+    cr_assert_eq (cmn_opt_run (m, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq (r.layout_converted, 1);
+    cr_assert_lt (cmn_onnx_graph_find_init (m->graph, "w1"), 0, "OIHW w1 is still there");
+    cr_assert_lt (cmn_onnx_graph_find_init (m->graph, "k"), 0, "the old k is still there");
+    cr_assert_geq (cmn_onnx_graph_find_init (m->graph, "spare"), 0);
+    cr_assert_eq (m->graph->ninits, 3, "new w1 and k, and spare");
+    cmn_onnx_tensor_t *w = s_linit_of (m, s_lfind (m, "NhwcConv")->inputs [1]);
+    cr_assert_eq (w->ndims, 4);
+    cmn_onnx_destroy (&m);
+}
