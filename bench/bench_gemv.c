@@ -119,20 +119,10 @@ s_run (wrk_device_t *dev, int type, bool i8, const char *tname, int rows, int co
         memcpy (wq + (size_t) r * rb, wq + (size_t) (r % distinct) * rb, rb);
     wrk_ref_fill (x, (size_t) cols, 78, -1.0f, 1.0f);
     wrk_ref_gemm_q (type, wq, x, ref, distinct, cols, 1, absdot);
-    if (i8)
-        //  x's rounding: at most dx / 2 per value, dx = amax / 127 of its
-        //  block (the margin covers the device's division).
-        for (int r = 0; r < distinct; r++) {
-            cmn_quant_dequantize_row (type, wq + (size_t) r * rb, wf, (size_t) cols);
-            for (size_t b = 0; b < nb; b++) {
-                double amax = 0, sw = 0;
-                for (int j = 0; j < 32; j++) {
-                    amax = fmax (amax, fabs (x [32 * b + j]));
-                    sw += fabs (wf [32 * b + j]);
-                }
-                slack [r] += amax / 127.0 / 2.0 * (1 + 1e-6) * sw;
-            }
-        }
+    if (i8 && wrk_ref_i8_slack (type, wq, x, distinct, cols, slack)) {
+        fprintf (stderr, "bench_gemv: out of host memory\n");
+        goto done;
+    }
     cl_int cl;
     for (made = 0; made < copies; made++) {
         w [made] = clCreateBuffer (ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_bytes, wq,

@@ -483,20 +483,10 @@ wrk_farm_bench_gemv (wrk_job_t *job)
         cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.gemv: reference failed");
         goto done;
     }
-    if (i8)
-        //  x's rounding to int8 (at most dx / 2 per value, dx = amax / 127
-        //  of its block; the margin covers the device's division).
-        for (uint64_t i = 0; i < rows; i++) {
-            cmn_quant_dequantize_row (type, wq + i * rb, wf, (size_t) cols);
-            for (size_t b = 0; b < nx; b++) {
-                double amax = 0, sw = 0;
-                for (int j = 0; j < 32; j++) {
-                    amax = fmax (amax, fabs (x [32 * b + j]));
-                    sw += fabs (wf [32 * b + j]);
-                }
-                slack [i] += amax / 254.0 * (1 + 1e-6) * sw;
-            }
-        }
+    if (i8 && wrk_ref_i8_slack (type, wq, x, (int) rows, (int) cols, slack)) {
+        cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.gemv: reference failed");
+        goto done;
+    }
     if (!(dw = s_buffer (job, w_bytes, wq)) || !(dx = s_buffer (job, cols * sizeof (float), x))
     ||  !(dy = s_buffer (job, rows * sizeof (float), NULL)))
         goto done;

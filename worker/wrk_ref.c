@@ -5,6 +5,7 @@
 #include "cmn_quant.h"
 #include <assert.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 void
@@ -50,6 +51,36 @@ wrk_ref_gemm_q (int type, const void *W, const float *X, float *Y, int rows,
             Y [(size_t) b * rows + r] = (float) s;
             if (absdot)
                 absdot [(size_t) b * rows + r] = a;
+        }
+    }
+    free (w);
+    return 0;
+}
+
+int
+wrk_ref_i8_slack (int type, const void *W, const float *x, int rows, int cols, double *slack)
+{
+    assert (W && x && slack && rows >= 1 && cols >= 32 && cols % 32 == 0);
+    const size_t rb = cmn_quant_row_bytes (type, (size_t) cols);
+    float *w = malloc ((size_t) cols * sizeof *w);
+    if (!rb || !w) {
+        free (w);
+        return -1;
+    }
+    for (int r = 0; r < rows; r++) {
+        if (cmn_quant_dequantize_row (type, (const uint8_t *) W + (size_t) r * rb, w,
+                                      (size_t) cols)) {
+            free (w);
+            return -1;
+        }
+        slack [r] = 0;
+        for (int b = 0; b < cols / 32; b++) {
+            double amax = 0, sw = 0;
+            for (int j = 0; j < 32; j++) {
+                amax = fmax (amax, fabs (x [32 * b + j]));
+                sw += fabs (w [32 * b + j]);
+            }
+            slack [r] += amax / 254.0 * (1 + 1e-6) * sw;
         }
     }
     free (w);

@@ -30,6 +30,14 @@ void wrk_ref_fill (float *x, size_t n, uint64_t seed, float lo, float hi);
 int wrk_ref_gemm_q (int type, const void *W, const float *X, float *Y,
                     int rows, int cols, int batch, double *absdot);
 
+//  How far x's rounding to int8 (wrk_kernels_quant_i8: per block of 32,
+//  dx = amax / 127, error at most dx / 2 per value) can move each of
+//  ROWS outputs of W x, W as for wrk_ref_gemm_q: sum over blocks of
+//  dx / 2 sum |w|, with a 1e-6 margin for the device's division, into
+//  SLACK [ROWS]. Returns 0, or -1 as wrk_ref_gemm_q.
+int wrk_ref_i8_slack (int type, const void *W, const float *x, int rows, int cols,
+                      double *slack);
+
 //  The activation ACT (wrk_act_t) of V, in double.
 double wrk_ref_act (int act, double v);
 
