@@ -262,6 +262,21 @@ s_drop_ggml (wrk_llm_t *self)
     self->rope_cs = NULL;
 }
 
+//  Bytes of the numerics' scratch buffers SELF holds now.
+static uint64_t
+s_scratch_bytes (wrk_llm_t *self)
+{
+    const cl_mem m [6] = { self->a.xq, self->a.xq8, self->a.xd, self->a.xs, self->a.rope_cs,
+                           self->a.att };
+    uint64_t total = 0;
+    for (int i = 0; i < 6; i++) {
+        size_t n = 0;
+        if (m [i] && clGetMemObjectInfo (m [i], CL_MEM_SIZE, sizeof n, &n, NULL) == CL_SUCCESS)
+            total += n;
+    }
+    return total;
+}
+
 int
 wrk_llm_set_numerics (wrk_llm_t *self, int numerics, cmn_err_t *err)
 {
@@ -276,6 +291,34 @@ wrk_llm_set_numerics (wrk_llm_t *self, int numerics, cmn_err_t *err)
                                                                     : self->hp.n_embd);
     const size_t f = sizeof (float), nb = rows * (cols / 32 + 1);
     s_acts_t *a = &self->a;
+    //  The scratch these numerics add, checked as wrk_llm_new checks the
+    //  model: in total against the device's memory (drivers that allocate
+    //  lazily would otherwise fail in the middle of a generation) and the
+    //  attention scores against the largest buffer.
+    const uint64_t att = (uint64_t) self->hp.n_head * B * (uint64_t) self->n_ctx * f;
+    uint64_t scratch = 0;
+    if (numerics != WRK_LLM_NUMERICS_F32 && !a->xq8)
+        scratch += rows * cols + 2 * nb * f;
+    if (numerics == WRK_LLM_NUMERICS_GGML && !a->xq)
+        scratch += rows * cols * f + 2 * B * (uint64_t) self->hp.n_rot * f + att;
+    if (scratch) {
+        const wrk_device_info_t *info = wrk_device_info (self->dev);
+        const uint64_t held = wrk_llm_weights_bytes (self->w)
+                            + s_state_bytes (&self->hp, self->n_ctx, self->n_batch, self->n_seq)
+                            + s_scratch_bytes (self);
+        if (numerics == WRK_LLM_NUMERICS_GGML && !a->xq && att > info->max_alloc)
+            return cmn_err_set (err, RXQ_E_LIMIT, "numerics ggml: the attention scores of "
+                                "%d tokens by %d of context take %.1f MiB, over the device's "
+                                "largest buffer (%.1f MiB); use a smaller batch or context",
+                                self->n_batch, self->n_ctx, (double) att / 1048576.0,
+                                (double) info->max_alloc / 1048576.0);
+        if (held + scratch > info->global_mem)
+            return cmn_err_set (err, RXQ_E_LIMIT, "numerics %s needs %.1f MiB of scratch; with "
+                                "the model and its state (%.1f MiB) that is over the device's "
+                                "%.1f MiB", numerics == WRK_LLM_NUMERICS_GGML ? "ggml" : "q8",
+                                (double) scratch / 1048576.0, (double) held / 1048576.0,
+                                (double) info->global_mem / 1048576.0);
+    }
     if (numerics != WRK_LLM_NUMERICS_F32 && !a->xq8) {
         //  int8 activations, their scales and sums (both numerics).
         if (!(a->xq8 = s_alloc (self, rows * cols, err))

@@ -119,9 +119,11 @@ int wrk_llm_numerics_from_name (const char *name);
 //  on; set it before the first eval (or after a reset), since tokens
 //  already in the cache keep the numerics they were run with. GGML and
 //  Q8 allocate their scratch buffers the first time (GGML's largest: n_head x
-//  n_batch x n_ctx floats of attention scores), outside the memory check
-//  of wrk_llm_new*. Returns 0, or -1 with ERR set (RXQ_E_OPENCL,
-//  RXQ_E_NOMEM when those buffers cannot be had).
+//  n_batch x n_ctx floats of attention scores), checked first as wrk_llm_new*
+//  checks the model: with the weights and state against the device's
+//  memory, the scores against its largest buffer. Returns 0, or -1 with
+//  ERR set (RXQ_E_LIMIT when the scratch does not fit, the numerics
+//  unchanged; RXQ_E_OPENCL, RXQ_E_NOMEM when those buffers cannot be had).
 int wrk_llm_set_numerics (wrk_llm_t *self, int numerics, cmn_err_t *err);
 
 //  The numerics in use.

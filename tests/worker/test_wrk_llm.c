@@ -537,3 +537,31 @@ Test (llm, q8_numerics_close_to_f32_and_llama_cpp) {
     free (l8);
     free (lf);
 }
+
+//  Regression: ggml numerics' attention scratch (n_head x n_batch x n_ctx
+//  floats) was allocated outside every memory check, so a large batch and
+//  context failed at clCreateBuffer (or, on a driver that allocates
+//  lazily, in the middle of a generation). Now set_numerics refuses it up
+//  front with RXQ_E_LIMIT, keeps the old numerics, and the object still
+//  runs. 8192 x 8192 x 9 heads x 4 bytes = 2.25 GiB, over the largest
+//  buffer of PoCL (2 GiB); skipped on a device whose buffers go further.
+Test (llm, ggml_scratch_is_checked_before_allocation) {
+    cmn_err_t err = { 0 };
+    const uint64_t att = 9ull * 8192 * 8192 * 4;
+    if (att <= wrk_device_info (s_dev)->max_alloc)
+        cr_skip_test ("the device's buffers hold %.2f GiB", att / 1073741824.0);
+    wrk_llm_t *llm = wrk_llm_new (s_dev, s_model, 8192, 8192, &err);
+    cr_assert (llm, "%s", err.msg);
+    err = (cmn_err_t) { 0 };
+    cr_assert_eq (wrk_llm_set_numerics (llm, WRK_LLM_NUMERICS_GGML, &err), -1);
+    cr_assert_eq (err.code, RXQ_E_LIMIT, "%s", err.msg);
+    cr_assert (strstr (err.msg, "attention scores"), "%s", err.msg);
+    cr_assert_eq (wrk_llm_numerics (llm), WRK_LLM_NUMERICS_F32);
+    //  q8's scratch is small: accepted.
+    cr_assert_eq (wrk_llm_set_numerics (llm, WRK_LLM_NUMERICS_Q8, &err), 0, "%s", err.msg);
+    float *logits = malloc (49152 * sizeof (float));
+    const int32_t tok = 504;
+    cr_assert_eq (wrk_llm_eval (llm, &tok, 1, logits, NULL, NULL, &err), 0, "%s", err.msg);
+    free (logits);
+    wrk_llm_destroy (&llm);
+}
