@@ -529,21 +529,13 @@ s_make_qx_quants (int n, int nmax, const float *x, int8_t *L)
     return scale;
 }
 
-//  Unpacks the 6-bit scale and min of sub-block J from Q4_K/Q5_K `scales`:
-//  bytes 0-3 hold scales 0-3 (low 6 bits), bytes 4-7 mins 0-3; bytes 8-11
-//  the low 4 bits of scales/mins 4-7, whose top 2 bits sit in the top bits
-//  of bytes 0-7.
+//  The 6-bit scale and min of sub-block J from Q4_K/Q5_K `scales`
+//  (CMN_Q4K_SCALE, CMN_Q4K_MIN).
 static inline void
 s_get_scale_min_k4 (int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 {
-    if (j < 4) {
-        *d = q [j] & 63;
-        *m = q [j + 4] & 63;
-    }
-    else {
-        *d = (uint8_t) ((q [j + 4] & 0xf) | ((q [j - 4] >> 6) << 4));
-        *m = (uint8_t) ((q [j + 4] >> 4) | ((q [j] >> 6) << 4));
-    }
+    *d = (uint8_t) CMN_Q4K_SCALE (j, q);
+    *m = (uint8_t) CMN_Q4K_MIN (j, q);
 }
 
 //  The common part of Q4_K and Q5_K: fits the eight sub-blocks, packs

@@ -206,6 +206,16 @@ typedef struct {
 } block_q8_0;
 CMN_QUANT_ASSERT_SIZE (block_q8_0, 2 + QK8_0);
 
+//  The 6-bit scale and min of sub-block J (0..7) of a Q4_K/Q5_K block's 12
+//  `scales` bytes Q (ggml's get_scale_min_k4): bytes 0-3 hold scales 0-3
+//  (low 6 bits), bytes 4-7 mins 0-3; bytes 8-11 the low 4 bits of
+//  scales/mins 4-7, whose top 2 bits sit in the top bits of bytes 0-7.
+//  Macros, so that Q may point into any OpenCL address space.
+#define CMN_Q4K_SCALE(j, q) ((j) < 4 ? (q) [j] & 63 \
+                                     : ((q) [(j) + 4] & 0xF) | (((q) [(j) - 4] >> 6) << 4))
+#define CMN_Q4K_MIN(j, q)   ((j) < 4 ? (q) [(j) + 4] & 63 \
+                                     : ((q) [(j) + 4] >> 4) | (((q) [j] >> 6) << 4))
+
 //  Q4_K: super-block of 8 sub-blocks of 32 values; x = d*sc*q - dmin*m,
 //  with 6-bit sc and m per sub-block packed into `scales`.
 typedef struct {

@@ -116,18 +116,8 @@ qmm_unit_q4_K (const __global uchar *row, int u, float16 *lo, float16 *hi)
 {
     const __global block_q4_K *b = (const __global block_q4_K *) row + (u >> 3);
     const int s = u & 7;
-    const __global uchar *sc = b->scales;
-    uchar scale, min;
-    if (s < 4) {
-        scale = sc [s] & 63;
-        min = sc [s + 4] & 63;
-    }
-    else {
-        scale = (sc [s + 4] & 0xF) | ((sc [s - 4] >> 6) << 4);
-        min = (sc [s + 4] >> 4) | ((sc [s] >> 6) << 4);
-    }
-    const float d1 = qmm_half (&b->d) * (float) scale;
-    const float m1 = qmm_half (&b->dmin) * (float) min;
+    const float d1 = qmm_half (&b->d) * (float) CMN_Q4K_SCALE (s, b->scales);
+    const float m1 = qmm_half (&b->dmin) * (float) CMN_Q4K_MIN (s, b->scales);
     const __global uchar *q = b->qs + (s >> 1) * 32;
     //  Shift rather than branch on s, so neighbouring work-items (which
     //  hold neighbouring units) do not diverge.
@@ -837,7 +827,8 @@ qi8_f16 (uint bits)
 int
 qi8_bytes (const int type)
 {
-    return type == GGML_TYPE_Q4_0 ? 18 : type == GGML_TYPE_Q4_1 ? 20 : 34;
+    return type == GGML_TYPE_Q4_0 ? sizeof (block_q4_0)
+         : type == GGML_TYPE_Q4_1 ? sizeof (block_q4_1) : sizeof (block_q8_0);
 }
 
 //  ACC plus one block's product with x: scale D, minimum M (Q4_1), quant
@@ -934,29 +925,25 @@ qi8_unit_k (const int type, const __global uchar *W, size_t g, int s, uint4 x0, 
     const uint xw [8] = { x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w };
     int t = 0;
     if (type == GGML_TYPE_Q4_K) {
-        const __global uchar *b = W + g * 144;
-        const __global uint4 *qp = (const __global uint4 *) (b + 16 + 32 * (s >> 1));
+        const __global block_q4_K *b = (const __global block_q4_K *) W + g;
+        const __global uint4 *qp = (const __global uint4 *) (b->qs + 32 * (s >> 1));
         const uint4 qa = qp [0], qb = qp [1];
         const uint q [8] = { qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w };
         const uint sh = 4u * (uint) (s & 1);
         for (int k = 0; k < 8; k++)
             t = qi8_dot_u ((q [k] >> sh) & 0x0F0F0F0Fu, xw [k], t);
-        const __global uchar *sc = b + 4;
-        const int s4 = s & 3;
-        const uint scale = s < 4 ? sc [s] & 63u : (sc [s + 4] & 0xFu) | ((sc [s4] >> 6) << 4);
-        const uint min = s < 4 ? sc [s + 4] & 63u : (sc [s + 4] >> 4) | ((sc [s] >> 6) << 4);
-        const float d = vload_half (0, (const __global half *) b);
-        const float dmin = vload_half (1, (const __global half *) b);
+        const uint scale = CMN_Q4K_SCALE (s, b->scales), min = CMN_Q4K_MIN (s, b->scales);
+        const float d = qmm_half (&b->d), dmin = qmm_half (&b->dmin);
         return fma (dx, fma (d * (float) scale, (float) t, -(dmin * (float) min) * (float) sx),
                     acc);
     }
-    const size_t at = g * 210;
-    const __global uchar *b = W + at;
+    const size_t at = g * sizeof (block_q6_K);
+    const __global block_q6_K *b = (const __global block_q6_K *) (W + at);
     const __global uint *base = (const __global uint *) (W + (at & ~(size_t) 3));
     const uint sh = 16u * ((uint) (at >> 1) & 1u);
     const int h = s >> 2, k4 = s & 3;
     const __global uint *pl = base + (64 * h + 32 * (k4 & 1)) / 4;
-    const __global uint *ph = base + (128 + 32 * h) / 4;
+    const __global uint *ph = base + (QK_K / 2 + 32 * h) / 4;     // qh follows ql
     uint wl [9], wh [9];
     for (int i = 0; i < 9; i++) {
         wl [i] = pl [i];
@@ -971,10 +958,9 @@ qi8_unit_k (const int type, const __global uchar *W, size_t g, int s, uint4 x0, 
         const uint q32 = ((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u;
         half_sum [k >> 2] = qi8_dot_s (q32, xw [k], half_sum [k >> 2]);
     }
-    const __global char *sc = (const __global char *) b + 192 + 8 * h + 2 * k4;
+    const __global char *sc = b->scales + 8 * h + 2 * k4;
     const int isum = (int) sc [0] * half_sum [0] + (int) sc [1] * half_sum [1];
-    const float d = vload_half (0, (const __global half *) (b + 208));
-    return fma (d * dx, (float) isum, acc);
+    return fma (qmm_half (&b->d) * dx, (float) isum, acc);
 }
 
 void

@@ -415,27 +415,15 @@ qt_make_qx_quants (int n, int nmax, __global const float *x, char *L)
 void
 qt_get_scale_min_k4 (int j, const uchar *q, uchar *d, uchar *m)
 {
-    if (j < 4) {
-        *d = q [j] & 63;
-        *m = q [j + 4] & 63;
-    }
-    else {
-        *d = (uchar) ((q [j + 4] & 0xf) | ((q [j - 4] >> 6) << 4));
-        *m = (uchar) ((q [j + 4] >> 4) | ((q [j] >> 6) << 4));
-    }
+    *d = (uchar) CMN_Q4K_SCALE (j, q);
+    *m = (uchar) CMN_Q4K_MIN (j, q);
 }
 
 void
 qt_get_scale_min_k4_g (int j, __global const uchar *q, uchar *d, uchar *m)
 {
-    if (j < 4) {
-        *d = q [j] & 63;
-        *m = q [j + 4] & 63;
-    }
-    else {
-        *d = (uchar) ((q [j + 4] & 0xf) | ((q [j - 4] >> 6) << 4));
-        *m = (uchar) ((q [j + 4] >> 4) | ((q [j] >> 6) << 4));
-    }
+    *d = (uchar) CMN_Q4K_SCALE (j, q);
+    *m = (uchar) CMN_Q4K_MIN (j, q);
 }
 
 //  The common part of Q4_K and Q5_K (cmn_quant.c s_quantize_k_scales);

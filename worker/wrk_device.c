@@ -319,6 +319,9 @@ s_fill_info (wrk_device_t *self)
     info->max_wg = wg;
     info->fp16 = s_has_extension (dev, "cl_khr_fp16");
     info->fp64 = s_has_extension (dev, "cl_khr_fp64");
+    cl_bool little = CL_TRUE;
+    clGetDeviceInfo (dev, CL_DEVICE_ENDIAN_LITTLE, sizeof little, &little, NULL);
+    info->little_endian = little == CL_TRUE;
 }
 
 

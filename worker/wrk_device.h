@@ -43,6 +43,7 @@ typedef struct {
     size_t max_wg;              // max work-group size, work-items
     bool fp16;                  // cl_khr_fp16 present
     bool fp64;                  // cl_khr_fp64 present
+    bool little_endian;         // CL_DEVICE_ENDIAN_LITTLE (not advertised)
 } wrk_device_info_t;
 
 //  Counters of the program cache, for tests and telemetry.

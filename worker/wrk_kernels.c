@@ -397,9 +397,7 @@ wrk_kernels_gemv_q_i8 (wrk_device_t *dev, int type, cl_mem W, cl_mem xq, cl_mem 
     if (!tname)
         return cmn_err_set (err, RXQ_E_UNSUPPORTED, "qgemv_i8: quant type %d is not one of "
                             "q4_0, q4_1, q8_0, q4_K, q6_K", type);
-    cl_bool little = CL_TRUE;
-    clGetDeviceInfo (wrk_device_id (dev), CL_DEVICE_ENDIAN_LITTLE, sizeof little, &little, NULL);
-    if (!little)
+    if (!wrk_device_info (dev)->little_endian)
         return cmn_err_set (err, RXQ_E_UNSUPPORTED, "qgemv_i8: needs a little-endian device");
     if (s_positive (err, "qgemv_i8", (int []) { rows, cols }, 2)
     ||  s_fits (err, "qgemv_i8", (size_t) rows, (size_t) cols, 1))

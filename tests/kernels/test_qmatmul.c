@@ -231,9 +231,7 @@ Test (qmatmul, gemv_both_schemes_match_dequantized_reference)
 static double
 s_q4k_min (const block_q4_K *b, int s)
 {
-    const uint8_t *sc = b->scales;
-    const int m = s < 4 ? sc [s + 4] & 63 : (sc [s + 4] >> 4) | ((sc [s] >> 6) << 4);
-    return fabs (cmn_f16_bits_to_f32 (b->dmin) * m);
+    return fabs (cmn_f16_bits_to_f32 (b->dmin) * CMN_Q4K_MIN (s, b->scales));
 }
 
 static void
