@@ -215,6 +215,16 @@ CMN_QUANT_ASSERT_SIZE (block_q8_0, 2 + QK8_0);
                                      : ((q) [(j) + 4] & 0xF) | (((q) [(j) - 4] >> 6) << 4))
 #define CMN_Q4K_MIN(j, q)   ((j) < 4 ? (q) [(j) + 4] & 63 \
                                      : ((q) [(j) + 4] >> 4) | (((q) [j] >> 6) << 4))
+//  The same from the scales read as three little-endian 32-bit words, W0
+//  (bytes 0-3), W1 (4-7) and W2 (8-11): for kernels that load a block's
+//  16-byte head (d, dmin, scales) as one vector and then index bytes by
+//  shifts, not by loads. Byte j & 3 of each word is the one used.
+#define CMN_Q4K_SCALE_W(j, w0, w2) \
+    ((j) < 4 ? ((w0) >> (8 * ((j) & 3))) & 63 \
+             : (((w2) >> (8 * ((j) & 3))) & 0xF) | ((((w0) >> (8 * ((j) & 3))) >> 2) & 0x30))
+#define CMN_Q4K_MIN_W(j, w1, w2) \
+    ((j) < 4 ? ((w1) >> (8 * ((j) & 3))) & 63 \
+             : ((((w2) >> (8 * ((j) & 3))) >> 4) & 0xF) | ((((w1) >> (8 * ((j) & 3))) >> 2) & 0x30))
 
 //  Q4_K: super-block of 8 sub-blocks of 32 values; x = d*sc*q - dmin*m,
 //  with 6-bit sc and m per sub-block packed into `scales`.

@@ -49,6 +49,12 @@
 #ifndef GEMV_I8_ROWS
 #define GEMV_I8_ROWS 2          // output rows per work-group (GEMV on int8 x)
 #endif
+#ifndef GEMV_I8_KROWS
+#define GEMV_I8_KROWS 2         // output rows per work-group (GEMV on int8 x, q4_K and q6_K)
+#endif
+#ifndef GEMV_I8_KU
+#define GEMV_I8_KU 1            // K-quant units per work-item step (GEMV on int8 x): 1, 2, 4
+#endif
 #ifndef GEMM_ROWS
 #define GEMM_ROWS 2             // weight rows per work-group (GEMM)
 #endif
@@ -56,6 +62,9 @@
 #define GEMM_BT 4               // batch rows per work-group (GEMM)
 #endif
 
+#if GEMV_I8_KU != 1 && GEMV_I8_KU != 2 && GEMV_I8_KU != 4
+#error "GEMV_I8_KU must be 1, 2 or 4"
+#endif
 #if (QMM_WGS & (QMM_WGS - 1)) != 0
 #error "QMM_WGS must be a power of two"
 #endif
@@ -729,8 +738,9 @@ QMM_KERNELS (q6_K, GGML_TYPE_Q6_K)
 //  mad24 chain, portable OpenCL 1.2 (each product fits 24 bits, sums are
 //  exact in 32).
 //
-//  Work: GEMV_I8_ROWS rows per group of QMM_WGS work-items (its own rows
-//  parameter: on the H200 the best differs from qgemv's); work-item i
+//  Work: GEMV_I8_ROWS rows per group of QMM_WGS work-items (GEMV_I8_KROWS
+//  for q4_K and q6_K; their own rows parameters: on the H200 the best
+//  differs from qgemv's and between block shapes); work-item i
 //  takes blocks i, i + QMM_WGS, ... of the group's rows, reading each
 //  block as the aligned 32-bit words that cover it (qi8_block), and x's
 //  two words, scale and sum once for all GEMV_I8_ROWS rows. Q4_0 rows of
@@ -741,12 +751,16 @@ QMM_KERNELS (q6_K, GGML_TYPE_Q6_K)
 //  words, and slices of 16 values; pairs beat single blocks for Q4_0
 //  (0.80 of the copy rate against 0.74 at 128 x 4) but not for Q8_0 (0.82
 //  against 0.92 at 128 x 2) nor Q4_1 (0.70-0.79 against 0.78-0.81), so
-//  those take single blocks (docs/kernels.md).
+//  those take single blocks (docs/kernels.md). The K-quants take one
+//  32-value unit per step, or, with GEMV_I8_KU 2 or 4 and rows of at
+//  least GEMV_I8_KU x QMM_WGS units, spans of units that share their
+//  quant bytes (qi8_span_k).
 //
-//  Constraints: cols a multiple of 32 (256 for q4_K, q6_K); a little-endian device; xq, xd, xs
-//  16-byte aligned (a buffer's start is).
+//  Constraints: cols a multiple of 32 (256 for q4_K, q6_K); a little-
+//  endian device; xq, xd, xs 16-byte aligned (a buffer's start is).
 //  NDRange: qi8_quant global >= cols / 32 (one block per work-item);
-//  qgemv_i8 global (ceil(rows / GEMV_I8_ROWS) * QMM_WGS), local QMM_WGS.
+//  qgemv_i8 global (ceil(rows / R) * QMM_WGS), local QMM_WGS, R being
+//  GEMV_I8_KROWS for q4_K and q6_K, GEMV_I8_ROWS for the others.
 
 #ifdef QI8_DP4A
 int
@@ -963,18 +977,113 @@ qi8_unit_k (const int type, const __global uchar *W, size_t g, int s, uint4 x0, 
     return fma (qmm_half (&b->d) * dx, (float) isum, acc);
 }
 
+#if GEMV_I8_KU > 1
+//  Spans of GEMV_I8_KU (2 or 4) K-quant units that share their quant
+//  bytes, one per work-item, so each byte is loaded once instead of once
+//  per unit (docs/kernels.md, "GEMV on int8 x"). A super-block has
+//  8 / GEMV_I8_KU spans; span C reads its quants as 32-byte chunks,
+//  chunk J (0 .. GEMV_I8_KU / 2 - 1) being chunk K = GEMV_I8_KU C / 2 + J
+//  (0..3) of the super-block, and takes both nibbles of each byte:
+//    Q4_K  qs bytes 32 K ..: units 2 K (low nibbles) and 2 K + 1 (high),
+//          so a span is units GEMV_I8_KU C .. + GEMV_I8_KU - 1;
+//    Q6_K  ql bytes 32 K ..: in half H = K / 2, units K % 2 (low nibbles)
+//          and K % 2 + 2 (high), whose two high bits are bit pairs of qh
+//          bytes 32 H .. (loaded once: a span lies in one half).
+//  Unit I of the span (I = 2 J + nibble) is super-block unit
+//  qi8_span_unit (type, C, I); x's words, scales and sums come in that
+//  order.
+int
+qi8_span_unit (const int type, int c, int i)
+{
+    const int k = GEMV_I8_KU * c / 2 + i / 2;
+    return type == GGML_TYPE_Q4_K ? 2 * k + (i & 1) : 4 * (k >> 1) + (k & 1) + 2 * (i & 1);
+}
+
+//  ACC plus span C of super-block G of W: XW holds x's 8 words per unit,
+//  DX and SX its scales and sums, in span order. The sums per unit are
+//  qi8_unit_k's.
+float
+qi8_span_k (const int type, const __global uchar *W, size_t g, int c, const uint *xw,
+            const float *dx, const int *sx, float acc)
+{
+    if (type == GGML_TYPE_Q4_K) {
+        //  The 16-byte head (d, dmin, scales) as one vector, so the
+        //  scales are picked by shifts (CMN_Q4K_SCALE_W), not byte loads.
+        const __global block_q4_K *b = (const __global block_q4_K *) W + g;
+        const uint4 hd = *(const __global uint4 *) b;
+        const __global uint4 *qp = (const __global uint4 *) (b->qs + 16 * GEMV_I8_KU * c);
+        const float d = qi8_f16 (hd.x), dmin = qi8_f16 (hd.x >> 16);
+        for (int j = 0; j < GEMV_I8_KU / 2; j++) {
+            const uint4 qa = qp [2 * j], qb = qp [2 * j + 1];
+            const uint q [8] = { qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w };
+            int t [2] = { 0, 0 };
+            for (int k = 0; k < 8; k++) {
+                t [0] = qi8_dot_u (q [k] & 0x0F0F0F0Fu, xw [16 * j + k], t [0]);
+                t [1] = qi8_dot_u ((q [k] >> 4) & 0x0F0F0F0Fu, xw [16 * j + 8 + k], t [1]);
+            }
+            for (int n = 0; n < 2; n++) {
+                const int i = 2 * j + n, s = GEMV_I8_KU * c + i;
+                const float dsc = d * (float) CMN_Q4K_SCALE_W ((uint) s, hd.y, hd.w);
+                const float dm = dmin * (float) CMN_Q4K_MIN_W ((uint) s, hd.z, hd.w);
+                acc = fma (dx [i], fma (dsc, (float) t [n], -dm * (float) sx [i]), acc);
+            }
+        }
+        return acc;
+    }
+    const size_t at = g * sizeof (block_q6_K);
+    const __global block_q6_K *b = (const __global block_q6_K *) (W + at);
+    const __global uint *base = (const __global uint *) (W + (at & ~(size_t) 3));
+    const uint sh = 16u * ((uint) (at >> 1) & 1u);
+    const int k0 = GEMV_I8_KU * c / 2, h = k0 >> 1;
+    const __global uint *ph = base + (QK_K / 2 + 32 * h) / 4;     // qh follows ql
+    uint hb [8];
+    for (int k = 0; k < 8; k++)
+        hb [k] = (uint) ((((ulong) ph [k + 1] << 32) | ph [k]) >> sh);
+    const float d = qmm_half (&b->d);
+    for (int j = 0; j < GEMV_I8_KU / 2; j++) {
+        const __global uint *pl = base + 8 * (k0 + j);
+        int half_sum [2][2] = { { 0, 0 }, { 0, 0 } };
+        const uint kl = (uint) ((k0 + j) & 1);                    // unit in the half, low nibble
+        for (int k = 0; k < 8; k++) {
+            const uint l = (uint) ((((ulong) pl [k + 1] << 32) | pl [k]) >> sh);
+            for (int n = 0; n < 2; n++) {
+                const uint q = ((l >> (4u * n)) & 0x0F0F0F0Fu)
+                             | (((hb [k] >> (2u * (kl + 2u * n))) & 0x03030303u) << 4);
+                const uint q32 = ((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u;
+                half_sum [n][k >> 2] = qi8_dot_s (q32, xw [16 * j + 8 * n + k],
+                                                  half_sum [n][k >> 2]);
+            }
+        }
+        for (int n = 0; n < 2; n++) {
+            const __global char *sc = b->scales + 8 * h + 2 * (kl + 2 * n);
+            const int isum = (int) sc [0] * half_sum [n][0] + (int) sc [1] * half_sum [n][1];
+            acc = fma (d * dx [2 * j + n], (float) isum, acc);
+        }
+    }
+    return acc;
+}
+#endif
+
+//  Rows per group of TYPE's kernel: GEMV_I8_KROWS for the K-quants (their
+//  best differs: on the H200 4 against 3, docs/kernels.md), GEMV_I8_ROWS
+//  for the others; a constant once TYPE is.
+#define QI8_ROWS(type) ((type) == GGML_TYPE_Q4_K || (type) == GGML_TYPE_Q6_K \
+                        ? GEMV_I8_KROWS : GEMV_I8_ROWS)
+#define QI8_MAX_ROWS (GEMV_I8_KROWS > GEMV_I8_ROWS ? GEMV_I8_KROWS : GEMV_I8_ROWS)
+
 void
 qgemv_i8_body (const int type, const __global uchar *W, const __global uint4 *xq,
                const __global float *xd, const __global int *xs, __global float *y,
                int rows, int cols, __local float *red)
 {
     const int lid = get_local_id (0);
-    const int r0 = get_group_id (0) * GEMV_I8_ROWS;
+    const int nrows = QI8_ROWS (type);
+    const int r0 = get_group_id (0) * nrows;
     const int nb = cols / 32;
     const size_t nblk = (size_t) rows * nb;
-    size_t row [GEMV_I8_ROWS];
-    float acc [GEMV_I8_ROWS];
-    for (int r = 0; r < GEMV_I8_ROWS; r++) {
+    size_t row [QI8_MAX_ROWS];
+    float acc [QI8_MAX_ROWS];
+    for (int r = 0; r < nrows; r++) {
         row [r] = (size_t) min (r0 + r, rows - 1) * nb;
         acc [r] = 0.0f;
     }
@@ -984,24 +1093,47 @@ qgemv_i8_body (const int type, const __global uchar *W, const __global uint4 *xq
             const uint4 x [4] = { xq [4 * p], xq [4 * p + 1], xq [4 * p + 2], xq [4 * p + 3] };
             const float2 dx = vload2 (p, xd);
             const int2 sx = vload2 (p, xs);
-            for (int r = 0; r < GEMV_I8_ROWS; r++)
+            for (int r = 0; r < nrows; r++)
                 acc [r] = qi8_pair (type, W, row [r] / 2 + p, x, dx, sx, acc [r]);
         }
     }
+#if GEMV_I8_KU > 1
+    else
+    if ((type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K) && nb >= GEMV_I8_KU * QMM_WGS) {
+        //  Spans of units sharing quant bytes, when every work-item gets one.
+        for (int p = lid; p < nb / GEMV_I8_KU; p += QMM_WGS) {
+            const int g = p / (8 / GEMV_I8_KU), c = p % (8 / GEMV_I8_KU);
+            uint xw [8 * GEMV_I8_KU];
+            float dx [GEMV_I8_KU];
+            int sx [GEMV_I8_KU];
+            for (int i = 0; i < GEMV_I8_KU; i++) {
+                const int blk = 8 * g + qi8_span_unit (type, c, i);
+                const uint4 a = xq [2 * blk], e = xq [2 * blk + 1];
+                xw [8 * i] = a.x; xw [8 * i + 1] = a.y; xw [8 * i + 2] = a.z;
+                xw [8 * i + 3] = a.w; xw [8 * i + 4] = e.x; xw [8 * i + 5] = e.y;
+                xw [8 * i + 6] = e.z; xw [8 * i + 7] = e.w;
+                dx [i] = xd [blk];
+                sx [i] = xs [blk];
+            }
+            for (int r = 0; r < nrows; r++)
+                acc [r] = qi8_span_k (type, W, (row [r] >> 3) + g, c, xw, dx, sx, acc [r]);
+        }
+    }
+#endif
     else
         for (int b = lid; b < nb; b += QMM_WGS) {
             const uint4 x0 = xq [2 * b], x1 = xq [2 * b + 1];
             const float dx = xd [b];
             const int sx = xs [b];
-            for (int r = 0; r < GEMV_I8_ROWS; r++)
+            for (int r = 0; r < nrows; r++)
                 acc [r] = type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K
                         ? qi8_unit_k (type, W, (row [r] + b) >> 3, b & 7, x0, x1, dx, sx, acc [r])
                         : qi8_block (type, W, row [r] + b, nblk, x0, x1, dx, sx, acc [r]);
         }
-    for (int r = 0; r < GEMV_I8_ROWS; r++)
+    for (int r = 0; r < nrows; r++)
         red [r * QMM_WGS + lid] = acc [r];
-    qmm_reduce (red, GEMV_I8_ROWS);
-    for (int r = lid; r < GEMV_I8_ROWS; r += QMM_WGS)
+    qmm_reduce (red, nrows);
+    for (int r = lid; r < nrows; r += QMM_WGS)
         if (r0 + r < rows)
             y [r0 + r] = red [r * QMM_WGS];
 }
@@ -1012,7 +1144,7 @@ qgemv_i8_##name (const __global uchar *W, const __global uint4 *xq,            \
                  const __global float *xd, const __global int *xs,             \
                  __global float *y, int rows, int cols)                        \
 {                                                                             \
-    __local float red [GEMV_I8_ROWS * QMM_WGS];                               \
+    __local float red [QI8_ROWS (type) * QMM_WGS];                            \
     qgemv_i8_body (type, W, xq, xd, xs, y, rows, cols, red);                  \
 }
 

@@ -33,6 +33,8 @@ typedef struct {
     size_t gemm_bt;             // GEMM_BT, batch rows per GEMM group
     size_t gemv_unit;           // GEMV_UNIT, GEMV scheme (0 slices, 1 units, 2 teams)
     size_t gemv_i8_rows;        // GEMV_I8_ROWS, weight rows per int8-x GEMV group
+    size_t gemv_i8_ku;          // GEMV_I8_KU, K-quant units per int8-x GEMV step
+    size_t gemv_i8_krows;       // GEMV_I8_KROWS, GEMV_I8_ROWS for q4_K and q6_K
     size_t norm_wgs;            // NORM_WGS, work-items per row
     size_t softmax_wgs;         // SOFTMAX_WGS, work-items per row
     size_t att_wgs;             // ATT_WGS, work-items per (head, query)
@@ -57,6 +59,8 @@ s_tuning (wrk_device_t *dev)
         .gemm_bt = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMM_BT"),
         .gemv_unit = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMV_UNIT"),
         .gemv_i8_rows = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMV_I8_ROWS"),
+        .gemv_i8_ku = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMV_I8_KU"),
+        .gemv_i8_krows = (size_t) wrk_tune_get (&w, WRK_TUNE_QMATMUL, "GEMV_I8_KROWS"),
         .norm_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_NORM, "NORM_WGS"),
         .softmax_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_SOFTMAX, "SOFTMAX_WGS"),
         .att_wgs = (size_t) wrk_tune_get (&w, WRK_TUNE_ATTENTION, "ATT_WGS"),
@@ -215,8 +219,9 @@ s_qmm_options (s_tuning_t t)
 {
     s_opts_t o;
     snprintf (o.text, sizeof o.text, "-DQMM_WGS=%zu -DGEMV_ROWS=%zu -DGEMM_ROWS=%zu "
-              "-DGEMM_BT=%zu -DGEMV_UNIT=%zu -DGEMV_I8_ROWS=%zu", t.qmm_wgs, t.gemv_rows,
-              t.gemm_rows, t.gemm_bt, t.gemv_unit, t.gemv_i8_rows);
+              "-DGEMM_BT=%zu -DGEMV_UNIT=%zu -DGEMV_I8_ROWS=%zu -DGEMV_I8_KU=%zu "
+              "-DGEMV_I8_KROWS=%zu", t.qmm_wgs, t.gemv_rows, t.gemm_rows, t.gemm_bt,
+              t.gemv_unit, t.gemv_i8_rows, t.gemv_i8_ku, t.gemv_i8_krows);
     return o;
 }
 
@@ -411,7 +416,9 @@ wrk_kernels_gemv_q_i8 (wrk_device_t *dev, int type, cl_mem W, cl_mem xq, cl_mem 
     snprintf (options, sizeof options, "%s%s", base, s_i8_dot (dev, base) ? " -DQI8_DP4A" : "");
     snprintf (kernel, sizeof kernel, "qgemv_i8_%s", tname);
     const size_t nb = (size_t) cols / bv, nx = (size_t) cols / 32;
-    const size_t global [1] = { s_ceil_div (rows, t.gemv_i8_rows) * t.qmm_wgs };
+    const bool kq = type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q6_K;
+    const size_t global [1] = { s_ceil_div (rows, kq ? t.gemv_i8_krows : t.gemv_i8_rows)
+                                * t.qmm_wgs };
     const size_t local [1] = { t.qmm_wgs };
     return s_launch (dev, "qmatmul.cl", options, kernel, 1, global, local,
                      S_ARGS (S_BUF (W, (size_t) rows * nb * bb), S_BUF (xq, (size_t) cols),

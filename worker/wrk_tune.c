@@ -41,10 +41,11 @@ static const s_family_t s_families [WRK_TUNE_FAMILIES] = {
         { "DIRECT", 0, 1, false }, { "TSM", 1, 256, false }, { "TSN", 1, 256, false },
         { "TSK", 1, 64, true }, { "WPTM", 1, 16, false }, { "WPTN", 1, 64, false },
         { "VW", 1, 16, true }, { "APAD", 0, 4, false } } },
-    [WRK_TUNE_QMATMUL] = { "qmatmul", 6, {
+    [WRK_TUNE_QMATMUL] = { "qmatmul", 8, {
         { "QMM_WGS", 1, 1024, true }, { "GEMV_ROWS", 1, 64, false },
         { "GEMM_ROWS", 1, 16, false }, { "GEMM_BT", 1, 16, false },
-        { "GEMV_UNIT", 0, 2, false }, { "GEMV_I8_ROWS", 1, 64, false } } },
+        { "GEMV_UNIT", 0, 2, false }, { "GEMV_I8_ROWS", 1, 64, false },
+        { "GEMV_I8_KU", 1, 4, true }, { "GEMV_I8_KROWS", 1, 64, false } } },
     [WRK_TUNE_NORM] = { "norm", 1, { { "NORM_WGS", 1, 4096, true } } },
     //  The error bounds of softmax and attention (docs/kernels.md) assume
     //  at least 16 work-items.
@@ -58,7 +59,8 @@ static const s_family_t s_families [WRK_TUNE_FAMILIES] = {
 };
 
 enum { S_DIRECT, S_TSM, S_TSN, S_TSK, S_WPTM, S_WPTN, S_VW, S_APAD };
-enum { S_QMM_WGS, S_GEMV_ROWS, S_GEMM_ROWS, S_GEMM_BT, S_GEMV_UNIT, S_GEMV_I8_ROWS };
+enum { S_QMM_WGS, S_GEMV_ROWS, S_GEMM_ROWS, S_GEMM_BT, S_GEMV_UNIT, S_GEMV_I8_ROWS,
+       S_GEMV_I8_KU, S_GEMV_I8_KROWS };
 enum { S_TR_TILE, S_TR_ROWS };
 enum { S_CONV_WGS, S_CONV_OCT };
 
@@ -146,7 +148,7 @@ static const s_row_t s_rows [] = {
     //  work-item in float16 registers.
     { "cpu", NULL, NULL, "cpu", {
         [WRK_TUNE_SGEMM]       = { 1, 96, 32, 8, 6, 32, 16, 0 },
-        [WRK_TUNE_QMATMUL]     = { 8, 4, 4, 4, 1, 4 },
+        [WRK_TUNE_QMATMUL]     = { 8, 4, 4, 4, 1, 4, 1, 4 },
         [WRK_TUNE_NORM]        = { 64 },
         [WRK_TUNE_SOFTMAX]     = { 64 },
         [WRK_TUNE_ATTENTION]   = { 16 },
@@ -157,7 +159,7 @@ static const s_row_t s_rows [] = {
     //  SM, 64 K registers per SM).
     { "nvidia", "NVIDIA", NULL, "gpu", {
         [WRK_TUNE_SGEMM]       = { 0, 128, 128, 16, 8, 8, 4, 1 },
-        [WRK_TUNE_QMATMUL]     = { 128, 2, 2, 8, 0, 3 },
+        [WRK_TUNE_QMATMUL]     = { 128, 2, 2, 8, 0, 3, 2, 4 },
         [WRK_TUNE_NORM]        = { 256 },
         [WRK_TUNE_SOFTMAX]     = { 256 },
         [WRK_TUNE_ATTENTION]   = { 32 },
@@ -169,7 +171,7 @@ static const s_row_t s_rows [] = {
     { "amd-polaris", "AMD|Advanced Micro Devices",
       "Ellesmere|Baffin|Lexa|Polaris|gfx803|RX 470|RX 480|RX 570|RX 580|RX 590", "gpu", {
         [WRK_TUNE_SGEMM]       = { 0, 64, 64, 8, 8, 8, 4, 1 },
-        [WRK_TUNE_QMATMUL]     = { 64, 2, 2, 4, 0, 2 },
+        [WRK_TUNE_QMATMUL]     = { 64, 2, 2, 4, 0, 2, 2, 2 },
         [WRK_TUNE_NORM]        = { 256 },
         [WRK_TUNE_SOFTMAX]     = { 256 },
         [WRK_TUNE_ATTENTION]   = { 64 },
@@ -180,7 +182,7 @@ static const s_row_t s_rows [] = {
     //  reasoning of docs/kernels.md), safe on any GPU once clamped.
     { "default", NULL, NULL, NULL, {
         [WRK_TUNE_SGEMM]       = { 0, 64, 64, 16, 4, 4, 4, 1 },
-        [WRK_TUNE_QMATMUL]     = { 64, 2, 2, 4, 0, 2 },
+        [WRK_TUNE_QMATMUL]     = { 64, 2, 2, 4, 0, 2, 1, 2 },
         [WRK_TUNE_NORM]        = { 256 },
         [WRK_TUNE_SOFTMAX]     = { 256 },
         [WRK_TUNE_ATTENTION]   = { 64 },
@@ -290,7 +292,9 @@ wrk_tune_local_bytes (const wrk_tune_t *t, wrk_tune_family_t family)
                 const size_t ch = tm * 4 < 16 ? 16 : tm * 4;
                 gemv = f * rpt * wgs + 2 * ch * 16 * f;
             }
-            const size_t gemv_i8 = f * (size_t) v [S_GEMV_I8_ROWS] * wgs;
+            const int i8_rows = v [S_GEMV_I8_ROWS] > v [S_GEMV_I8_KROWS] ? v [S_GEMV_I8_ROWS]
+                                                                          : v [S_GEMV_I8_KROWS];
+            const size_t gemv_i8 = f * (size_t) i8_rows * wgs;
             gemv = gemv > gemv_i8 ? gemv : gemv_i8;
             return gemv > gemm ? gemv : gemm;
         }
@@ -406,6 +410,9 @@ wrk_tune_clamp (wrk_tune_t *t, const wrk_device_info_t *info)
                     else
                     if (wrk_tune_wg_size (t, fam) <= info->max_wg && v [S_GEMV_I8_ROWS] > 1)
                         v [S_GEMV_I8_ROWS] /= 2;
+                    else
+                    if (wrk_tune_wg_size (t, fam) <= info->max_wg && v [S_GEMV_I8_KROWS] > 1)
+                        v [S_GEMV_I8_KROWS] /= 2;
                     else
                     if (v [S_QMM_WGS] > 1)
                         v [S_QMM_WGS] /= 2;

@@ -379,3 +379,25 @@ Test (quant, int4_zero_is_exact)
                           cmn_quant_type_name (types [t]), i, y [i]);
     }
 }
+
+//  The word form of Q4_K's scale/min unpacking (kernels load the 12 bytes
+//  as three words) against the byte form, on random scale bytes and on
+//  all-ones, whose top bits feed the sub-blocks 4-7.
+Test (quant, q4k_scale_words_match_bytes)
+{
+    for (int n = 0; n < 2000; n++) {
+        uint8_t q [12];
+        for (int i = 0; i < 12; i++)
+            q [i] = n == 0 ? 0xFF : (uint8_t) (s_uniform () * 256);
+        uint32_t w [3];
+        for (int i = 0; i < 3; i++)
+            w [i] = (uint32_t) q [4 * i] | (uint32_t) q [4 * i + 1] << 8
+                  | (uint32_t) q [4 * i + 2] << 16 | (uint32_t) q [4 * i + 3] << 24;
+        for (int j = 0; j < 8; j++) {
+            cr_assert_eq (CMN_Q4K_SCALE_W (j, w [0], w [2]), (uint32_t) CMN_Q4K_SCALE (j, q),
+                          "scale %d of pattern %d", j, n);
+            cr_assert_eq (CMN_Q4K_MIN_W (j, w [1], w [2]), (uint32_t) CMN_Q4K_MIN (j, q),
+                          "min %d of pattern %d", j, n);
+        }
+    }
+}

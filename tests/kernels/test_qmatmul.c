@@ -150,10 +150,12 @@ Test (qmatmul, rejects_bad_shapes_and_small_buffers)
 }
 
 //  Installs {qmatmul: {QMM_WGS: wgs, GEMV_ROWS and GEMV_I8_ROWS: rows,
-//  GEMV_UNIT: unit}} as the test device's tuning override (NULL entry when
-//  WGS is 0: removes it).
+//  GEMV_I8_KROWS: rows - 1 or, for 1, 2 (so a launch sized by the wrong one
+//  leaves rows out),
+//  GEMV_UNIT: unit, GEMV_I8_KU: ku}} as the test device's tuning override
+//  (NULL entry when WGS is 0: removes it).
 static void
-s_qmm_override (int wgs, int rows, int unit)
+s_qmm_override (int wgs, int rows, int unit, int ku)
 {
     cmn_err_t e = { 0 };
     cmn_err_t *err = &e;
@@ -167,7 +169,7 @@ s_qmm_override (int wgs, int rows, int unit)
     msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 1);
     msgpack_pack_str_with_body (&pk, "qmatmul", 7);
-    msgpack_pack_map (&pk, 4);
+    msgpack_pack_map (&pk, 6);
     msgpack_pack_str_with_body (&pk, "QMM_WGS", 7);
     msgpack_pack_int (&pk, wgs);
     msgpack_pack_str_with_body (&pk, "GEMV_ROWS", 9);
@@ -176,6 +178,10 @@ s_qmm_override (int wgs, int rows, int unit)
     msgpack_pack_int (&pk, rows);
     msgpack_pack_str_with_body (&pk, "GEMV_UNIT", 9);
     msgpack_pack_int (&pk, unit);
+    msgpack_pack_str_with_body (&pk, "GEMV_I8_KU", 10);
+    msgpack_pack_int (&pk, ku);
+    msgpack_pack_str_with_body (&pk, "GEMV_I8_KROWS", 13);
+    msgpack_pack_int (&pk, rows > 1 ? rows - 1 : 2);
     msgpack_unpacked up;
     msgpack_unpacked_init (&up);
     cr_assert_eq (msgpack_unpack_next (&up, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
@@ -201,7 +207,7 @@ Test (qmatmul, gemv_both_schemes_match_dequantized_reference)
         { 1, 2, 2 },
     };
     for (size_t c = 0; c < sizeof cfg / sizeof cfg [0]; c++) {
-        s_qmm_override (cfg [c][0], cfg [c][1], cfg [c][2]);
+        s_qmm_override (cfg [c][0], cfg [c][1], cfg [c][2], 1);
         for (size_t t = 0; t < sizeof s_types / sizeof s_types [0]; t++) {
             const int *cols = cmn_quant_block_values (s_types [t]) == 256 ? s_cols_256
                                                                            : s_cols_32;
@@ -210,7 +216,7 @@ Test (qmatmul, gemv_both_schemes_match_dequantized_reference)
                        i == 3 ? -3.0f : -1.0f, i == 3 ? 0.5f : 1.0f);
         }
     }
-    s_qmm_override (0, 0, 0);
+    s_qmm_override (0, 0, 0, 0);
 }
 
 //  ---------------------------------------------------------------------------
@@ -323,23 +329,29 @@ s_run_i8 (int type, int rows, int cols, uint64_t seed, float lo, float hi)
 //  GEMV_ROWS, odd and even block counts (so the matrix ends with a word-
 //  aligned Q4_0 or Q8_0 block, whose last 2 bytes the kernel must not
 //  read past: rows 1 x 3 blocks, 23 x 73), and one-sided weights (the Q4_1
-//  minimum) for the last column count.
+//  minimum) for the last column count. K-quant spans (GEMV_I8_KU 2 and 4)
+//  run where a row has at least GEMV_I8_KU x QMM_WGS units: at 4 x 8 from
+//  768 columns, at 16 x 3 from 2560 (2 spans) or 4096 (4 spans), at 64 x 1
+//  only for 4096; Q6_K super-blocks of both alignments come in every row.
+//  Smaller rows take single units.
 Test (qmatmul, gemv_i8_matches_reference_on_rounded_x)
 {
     static const int types [] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q8_0,
                                   GGML_TYPE_Q4_K, GGML_TYPE_Q6_K };
     static const int cols [] = { 96, 160, 2336, 4096 };
     static const int cols_k [] = { 256, 768, 2560, 4096 };
-    static const int cfg [][2] = { { 0, 0 }, { 16, 3 }, { 4, 8 }, { 64, 1 } };
+    static const int cfg [][3] = { { 0, 0, 0 }, { 16, 3, 1 }, { 4, 8, 1 }, { 64, 1, 1 },
+                                   { 16, 3, 2 }, { 4, 8, 4 }, { 64, 1, 2 }, { 4, 8, 2 },
+                                   { 16, 3, 4 } };
     for (size_t c = 0; c < sizeof cfg / sizeof cfg [0]; c++) {
-        s_qmm_override (cfg [c][0], cfg [c][1], 0);
-        for (size_t t = 0; t < 5; t++)
+        s_qmm_override (cfg [c][0], cfg [c][1], 0, cfg [c][2]);
+        for (size_t t = cfg [c][2] > 1 ? 3 : 0; t < 5; t++)
             for (int i = 0; i < 4; i++)
                 s_run_i8 (types [t], 1 + 11 * i, t < 3 ? cols [i] : cols_k [i],
                           5000 + 10 * c + (uint64_t) i, i == 3 ? -3.0f : -1.0f,
                           i == 3 ? 0.5f : 1.0f);
     }
-    s_qmm_override (0, 0, 0);
+    s_qmm_override (0, 0, 0, 0);
 }
 
 Test (qmatmul, gemv_i8_rejects_bad_types_shapes_and_buffers)
