@@ -758,7 +758,7 @@ QMM_KERNELS (q6_K, GGML_TYPE_Q6_K)
 //
 //  Constraints: cols a multiple of 32 (256 for q4_K, q6_K); a little-
 //  endian device; xq, xd, xs 16-byte aligned (a buffer's start is).
-//  NDRange: qi8_quant global >= cols / 32 (one block per work-item);
+//  NDRange: qi8_quant global >= cols / 4 rounded up to 64, local 64;
 //  qgemv_i8 global (ceil(rows / R) * QMM_WGS), local QMM_WGS, R being
 //  GEMV_I8_KROWS for q4_K and q6_K, GEMV_I8_ROWS for the others.
 
@@ -808,27 +808,40 @@ qi8_selftest (__global int *out)
     out [3] = qi8_dot_s (b, b, -1);
 }
 
-__kernel void
+//  Eight work-items per block of 32, four values each (one float4 load,
+//  one char4 store), in groups of 64 (8 blocks): the block's amax and sum
+//  go through local memory. fmax is exact and the sum is of integers, so
+//  the result does not depend on the order; the 8-10 us of one work-item
+//  per block (32 dependent loads and stores each) was mostly latency.
+__kernel __attribute__ ((reqd_work_group_size (64, 1, 1))) void
 qi8_quant (const __global float *x, __global char *xq, __global float *xd,
            __global int *xs, int nb)
 {
-    const int b = get_global_id (0);
-    if (b >= nb)
-        return;
-    const __global float *v = x + (size_t) b * 32;
-    float amax = 0.0f;
-    for (int j = 0; j < 32; j++)
-        amax = fmax (amax, fabs (v [j]));
+    __local float part [64];
+    __local int psum [64];
+    const int gid = get_global_id (0), lid = get_local_id (0), first = lid & ~7;
+    const bool live = gid / 8 < nb;
+    const float4 v = live ? vload4 (gid, x) : (float4) (0.0f);
+    const float4 a = fabs (v);
+    part [lid] = fmax (fmax (a.x, a.y), fmax (a.z, a.w));
+    barrier (CLK_LOCAL_MEM_FENCE);
+    float amax = part [first];
+    for (int k = 1; k < 8; k++)
+        amax = fmax (amax, part [first + k]);
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    int sum = 0;
-    for (int j = 0; j < 32; j++) {
-        const int q = (int) rint (v [j] * id);
-        sum += q;
-        xq [(size_t) b * 32 + j] = (char) q;
+    const int4 q = convert_int4 (rint (v * id));
+    psum [lid] = q.x + q.y + q.z + q.w;
+    if (live)
+        vstore4 (convert_char4 (q), gid, xq);
+    barrier (CLK_LOCAL_MEM_FENCE);
+    if (live && lid == first) {
+        int sum = 0;
+        for (int k = 0; k < 8; k++)
+            sum += psum [first + k];
+        xd [gid / 8] = d;
+        xs [gid / 8] = sum;
     }
-    xd [b] = d;
-    xs [b] = sum;
 }
 
 float

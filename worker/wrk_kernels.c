@@ -381,8 +381,8 @@ wrk_kernels_quant_i8 (wrk_device_t *dev, cl_mem x, cl_mem xq, cl_mem xd, cl_mem 
         return cmn_err_set (err, RXQ_E_INVAL, "qi8_quant: cols %d is not a multiple of 32",
                             cols);
     const int nb = cols / 32;
-    const size_t local [1] = { 64 };
-    const size_t global [1] = { s_round_up ((size_t) nb, 64) };
+    const size_t local [1] = { 64 };                         // qi8_quant's reqd size
+    const size_t global [1] = { s_round_up ((size_t) nb * 8, 64) };
     return s_launch (dev, "qmatmul.cl", s_qmm_options (s_tuning (dev)).text, "qi8_quant", 1,
                      global, local,
                      S_ARGS (S_BUF (x, (size_t) cols * sizeof (float)), S_BUF (xq, (size_t) cols),

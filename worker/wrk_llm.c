@@ -13,7 +13,8 @@ const char *const wrk_llm_kclass_names [WRK_LLM_K_COUNT] = {
     "matmul", "norm", "rope", "attention", "elementwise", "copy"
 };
 
-//  Activations of one chunk; every buffer holds n_batch rows.
+//  Activations of one chunk; every buffer holds n_batch rows. Buffers only:
+//  wrk_llm_destroy releases the struct as an array of cl_mem.
 typedef struct {
     cl_mem x;                   // residual stream [B, E]
     cl_mem h;                   // normalised input of a sub-layer [B, E]
@@ -49,6 +50,7 @@ struct _wrk_llm_t {
     float *embd;                        // host [B, E] embeddings of a chunk
     float *rope_cs;                     // host [B, n_rot] RoPE table (ggml numerics)
     int numerics;                       // wrk_llm_numerics_t
+    bool xq8_of_last;                   // q8: a.xq8, xd, xs hold the last s_matmul's X
     bool profile;                       // collect kernel times
     cl_event *events;                   // pending profiled events
     int *event_class;                   // their classes
@@ -411,17 +413,21 @@ s_finish (wrk_llm_t *self, cmn_err_t *err)
 
 //  Y [T, rows] = X [T, cols] M^T, by GEMV when T is 1. With q8 numerics a
 //  GEMV (any of qmatmul's five types) rounds X to int8 blocks first
-//  (wrk_kernels_gemv_q_i8). With ggml numerics
+//  (wrk_kernels_gemv_q_i8), unless SAME_X says that X is the previous
+//  call's X, unchanged since, and that call left it rounded (the Q, K, V
+//  projections and the FFN's gate and up share theirs). With ggml numerics
 //  a Q4_1 product is llama.cpp's, bit for bit (X to Q8_1 blocks, then
 //  ggml_vec_dot_q4_1_q8_1's order); other types get X rounded as ggml
 //  rounds it (into xq; X is left alone, since several products read it)
 //  and the float32 product.
 static int
-s_matmul (wrk_llm_t *self, const wrk_llm_matrix_t *m, cl_mem X, cl_mem Y, int T,
+s_matmul (wrk_llm_t *self, const wrk_llm_matrix_t *m, cl_mem X, cl_mem Y, int T, bool same_x,
           cmn_err_t *err)
 {
     const bool ggml = self->numerics == WRK_LLM_NUMERICS_GGML;
     s_acts_t *a = &self->a;
+    const bool rounded = same_x && self->xq8_of_last;
+    self->xq8_of_last = false;
     if (ggml && m->type == GGML_TYPE_Q4_1) {
         //  ggml_vec_dot_q4_1_q8_1 on Q8_1 blocks, in its order.
         RUN (WRK_LLM_K_MATMUL, wrk_kernels_ggml_quant_q8_1 (self->dev, X, a->xq8, a->xd, a->xs,
@@ -435,8 +441,10 @@ s_matmul (wrk_llm_t *self, const wrk_llm_matrix_t *m, cl_mem X, cl_mem Y, int T,
     &&  (m->type == GGML_TYPE_Q4_0 || m->type == GGML_TYPE_Q4_1 || m->type == GGML_TYPE_Q8_0
     ||   m->type == GGML_TYPE_Q4_K || m->type == GGML_TYPE_Q6_K)) {
         //  One token: x to int8 blocks, then integer dot products.
-        RUN (WRK_LLM_K_MATMUL, wrk_kernels_quant_i8 (self->dev, X, a->xq8, a->xd, a->xs,
-                                                     m->cols, ev_, err));
+        if (!rounded)
+            RUN (WRK_LLM_K_MATMUL, wrk_kernels_quant_i8 (self->dev, X, a->xq8, a->xd, a->xs,
+                                                         m->cols, ev_, err));
+        self->xq8_of_last = true;
         RUN (WRK_LLM_K_MATMUL, wrk_kernels_gemv_q_i8 (self->dev, m->type, m->mem, a->xq8, a->xd,
                                                       a->xs, Y, m->rows, m->cols, ev_, err));
         return 0;
@@ -533,9 +541,9 @@ s_block (wrk_llm_t *self, int il, int T, const s_seg_t *segs, int n_segs, cmn_er
 
     if (s_norm (self, a->x, L->attn_norm, a->h, T, err))
         return -1;
-    if (s_matmul (self, &L->wq, a->h, a->q, T, err)
-    ||  s_matmul (self, &L->wk, a->h, a->k, T, err)
-    ||  s_matmul (self, &L->wv, a->h, a->v, T, err))
+    if (s_matmul (self, &L->wq, a->h, a->q, T, false, err)
+    ||  s_matmul (self, &L->wk, a->h, a->k, T, true, err)
+    ||  s_matmul (self, &L->wv, a->h, a->v, T, true, err))
         return -1;
     //  Rotate q into head-major order for the attention kernel, and k into
     //  head-major order so each head's rows go to the cache in one copy.
@@ -610,14 +618,14 @@ s_block (wrk_llm_t *self, int il, int T, const s_seg_t *segs, int n_segs, cmn_er
                 return -1;
         o = a->o;
     }
-    if (s_matmul (self, &L->wo, o, a->t, T, err))
+    if (s_matmul (self, &L->wo, o, a->t, T, false, err))
         return -1;
     RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_add (self->dev, a->x, a->t, a->x, (size_t) T * E,
                                                  (size_t) T * E, ev_, err));
     if (s_norm (self, a->x, L->ffn_norm, a->h, T, err))
         return -1;
-    if (s_matmul (self, &L->gate, a->h, a->g, T, err)
-    ||  s_matmul (self, &L->up, a->h, a->u, T, err))
+    if (s_matmul (self, &L->gate, a->h, a->g, T, false, err)
+    ||  s_matmul (self, &L->up, a->h, a->u, T, true, err))
         return -1;
     if (ggml)
         RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_ggml_swiglu (self->dev, a->g, a->u, a->g,
@@ -625,7 +633,7 @@ s_block (wrk_llm_t *self, int il, int T, const s_seg_t *segs, int n_segs, cmn_er
     else
         RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_swiglu (self->dev, a->g, a->u, a->g,
                                                         (size_t) T * hp->n_ff, ev_, err));
-    if (s_matmul (self, &L->down, a->g, a->t, T, err))
+    if (s_matmul (self, &L->down, a->g, a->t, T, false, err))
         return -1;
     RUN (WRK_LLM_K_ELEMENTWISE, wrk_kernels_add (self->dev, a->x, a->t, a->x, (size_t) T * E,
                                                  (size_t) T * E, ev_, err));
@@ -711,7 +719,7 @@ s_chunk (wrk_llm_t *self, const int32_t *const *tokens, const s_seg_t *segs, int
         if (s_norm (self, a->last, wrk_llm_weights_output_norm (self->w), a->last, n_out,
                     err) < 0)
             return -1;
-        if (s_matmul (self, out, a->last, a->logits, n_out, err) < 0)
+        if (s_matmul (self, out, a->last, a->logits, n_out, false, err) < 0)
             return -1;
         for (int i = 0, r = 0; i < n_segs; i++)
             if (segs [i].out >= 0) {
