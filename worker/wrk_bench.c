@@ -11,7 +11,16 @@
  *       row is checked for n <= 1024; above that, 64 evenly spaced rows and
  *       the last (the reference costs n^2 per row). GFLOPS = 2 n^3 / time.
  *
- *  Result map (all times from OpenCL event profiling, kernel only):
+ *    3. the device's FMA throughput (sgemm_peak, wrk_farm_measure_fma),
+ *       the ceiling its SGEMM figure is a fraction of.
+ *
+ *  The result is a complete farm record (wrk_farm.h: record_version,
+ *  kind, device, rxq_version, kernel_hash, params {copy_mb, gemm_n,
+ *  reps}, seed, tuning, figures {gflops: SGEMM median, gbps: copy median,
+ *  peak_fraction: gflops over fma_gflops}, kernels [sgemm_peak, copy_f4,
+ *  sgemm] with median times, measured_peak {copy_gbps: this copy's
+ *  median, fma_gflops}), plus two maps of its own (all times from OpenCL
+ *  event profiling, kernel only):
  *    copy:    { requested_bytes: uint   bytes asked for (copy_mb MiB)
  *               bytes:           uint   bytes copied per run, after
  *                                       clamping to the device's limits
@@ -25,13 +34,9 @@
  *               max_rel_err:     float  largest componentwise error
  *               tolerance:       float  WRK_BENCH_SGEMM_TOL
  *               rows_checked:    uint   rows compared with the reference }
- *    device:  wrk_device_pack_info's map
- *    kernels: [{ name: str  kernel function name
- *                options: str  build options (the tile configuration)
- *                ns: uint  fastest timed run, ns
- *                runs: uint  timed runs }, ...] one entry per kernel
  */
 #include "wrk_bench.h"
+#include "wrk_farm.h"
 #include "cmn_codec.h"
 #include "cmn_log.h"
 #include <assert.h>
@@ -769,54 +774,48 @@ s_pack_ms (msgpack_packer *pk, const char *key, const uint64_t *ns, size_t count
         msgpack_pack_double (pk, (double) ns [i] / 1e6);
 }
 
+//  Packs RES as bench.device's record (see the top of this file); R holds
+//  the measured FMA peak and its kernel entry.
 static void
-s_pack_kernel (msgpack_packer *pk, const char *name, const char *options,
-               const uint64_t *ns, size_t count)
-{
-    double best, median;
-    s_stats (ns, count, &best, &median);
-    msgpack_pack_map (pk, 4);
-    cmn_pack_kv_str (pk, "name", name);
-    cmn_pack_kv_str (pk, "options", options);
-    cmn_pack_kv_uint (pk, "ns", (uint64_t) best);
-    cmn_pack_kv_uint (pk, "runs", count);
-}
-
-static void
-s_pack_result (wrk_job_t *job, const s_bench_t *res)
+s_pack_result (wrk_job_t *job, const s_bench_t *res, wrk_farm_record_t *r)
 {
     msgpack_packer *pk = job->result;
-    double best, median;
-    msgpack_pack_map (pk, 4);
+    double copy_best, copy_median, gemm_best, gemm_median;
+    s_stats (res->copy_ns, res->reps, &copy_best, &copy_median);
+    s_stats (res->gemm_ns, res->reps, &gemm_best, &gemm_median);
+    const double flop = 2.0 * (double) res->n * (double) res->n * (double) res->n;
+
+    //  The record's kernel entries take sorted copies: the maps below list
+    //  the runs in order.
+    uint64_t *ns = malloc (res->reps * sizeof *ns);
+    assert (ns);        // res->reps entries, as the two arrays allocated before
+    memcpy (ns, res->copy_ns, res->reps * sizeof *ns);
+    wrk_farm_record_kernel (r, "copy_f4", ns, res->reps);
+    memcpy (ns, res->gemm_ns, res->reps * sizeof *ns);
+    wrk_farm_record_kernel (r, "sgemm", ns, res->reps);
+    free (ns);
+    r->copy_gbps = r->gbps = 2.0 * (double) res->copy_bytes / copy_median;
+    r->gflops = flop / gemm_median;
+    r->peak_fraction = r->fma_gflops > 0 ? r->gflops / r->fma_gflops : 0;
+    wrk_farm_pack_record_open (job, r, 2);
 
     cmn_pack_key (pk, "copy");
-    s_stats (res->copy_ns, res->reps, &best, &median);
     msgpack_pack_map (pk, 5);
     cmn_pack_kv_uint (pk, "requested_bytes", res->requested_bytes);
     cmn_pack_kv_uint (pk, "bytes", res->copy_bytes);
-    cmn_pack_kv_double (pk, "gbps_best", 2.0 * (double) res->copy_bytes / best);
-    cmn_pack_kv_double (pk, "gbps_median", 2.0 * (double) res->copy_bytes / median);
+    cmn_pack_kv_double (pk, "gbps_best", 2.0 * (double) res->copy_bytes / copy_best);
+    cmn_pack_kv_double (pk, "gbps_median", 2.0 * (double) res->copy_bytes / copy_median);
     s_pack_ms (pk, "ms", res->copy_ns, res->reps);
 
     cmn_pack_key (pk, "sgemm");
-    double flop = 2.0 * (double) res->n * (double) res->n * (double) res->n;
-    s_stats (res->gemm_ns, res->reps, &best, &median);
     msgpack_pack_map (pk, 7);
     cmn_pack_kv_uint (pk, "n", res->n);
-    cmn_pack_kv_double (pk, "gflops_best", flop / best);
-    cmn_pack_kv_double (pk, "gflops_median", flop / median);
+    cmn_pack_kv_double (pk, "gflops_best", flop / gemm_best);
+    cmn_pack_kv_double (pk, "gflops_median", flop / gemm_median);
     s_pack_ms (pk, "ms", res->gemm_ns, res->reps);
     cmn_pack_kv_double (pk, "max_rel_err", res->check.max_err);
     cmn_pack_kv_double (pk, "tolerance", WRK_BENCH_SGEMM_TOL);
     cmn_pack_kv_uint (pk, "rows_checked", res->check.rows);
-
-    cmn_pack_key (pk, "device");
-    wrk_device_pack_info (job->device, pk);
-
-    cmn_pack_key (pk, "kernels");
-    msgpack_pack_array (pk, 2);
-    s_pack_kernel (pk, "copy_f4", "", res->copy_ns, res->reps);
-    s_pack_kernel (pk, "sgemm", res->gemm_options, res->gemm_ns, res->reps);
 }
 
 int
@@ -833,21 +832,35 @@ wrk_bench_device (wrk_job_t *job)
         return -1;
 
     s_bench_t res = { 0 };
+    wrk_farm_record_t *r = calloc (1, sizeof *r);
     res.requested_bytes = copy_mb << 20;
     res.n = gemm_n;
     res.reps = (size_t) reps;
     res.copy_ns = calloc (res.reps, sizeof *res.copy_ns);
     res.gemm_ns = calloc (res.reps, sizeof *res.gemm_ns);
     int rc = -1;
-    if (!res.copy_ns || !res.gemm_ns)
+    if (!res.copy_ns || !res.gemm_ns || !r)
         cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.device: out of memory");
     else
     if (s_bench_copy (job, &res) == 0 && s_bench_sgemm (job, &res) == 0) {
-        s_pack_result (job, &res);
-        wrk_job_progress (job, 1.0, "done");
-        rc = 0;
+        r->kind = "bench.device";
+        r->seed = S_SEED;
+        wrk_farm_record_param (r, "copy_mb", copy_mb, NULL);
+        wrk_farm_record_param (r, "gemm_n", gemm_n, NULL);
+        wrk_farm_record_param (r, "reps", reps, NULL);
+        wrk_tune_t tune;
+        wrk_tune_for_device (job->device, &tune);
+        r->row = tune.row;
+        snprintf (r->options, sizeof r->options, "%s", res.gemm_options);
+        wrk_job_progress (job, 0.96, "measuring the device's FMA peak");
+        if (wrk_farm_measure_fma (job, r) == 0) {
+            s_pack_result (job, &res, r);
+            wrk_job_progress (job, 1.0, "done");
+            rc = 0;
+        }
     }
     free (res.copy_ns);
     free (res.gemm_ns);
+    free (r);
     return rc;
 }

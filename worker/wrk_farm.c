@@ -120,8 +120,14 @@ s_pack_header (wrk_job_t *job, const char *kind)
 void
 wrk_farm_pack_record (wrk_job_t *job, const wrk_farm_record_t *r)
 {
+    wrk_farm_pack_record_open (job, r, 0);
+}
+
+void
+wrk_farm_pack_record_open (wrk_job_t *job, const wrk_farm_record_t *r, size_t more)
+{
     msgpack_packer *pk = job->result;
-    msgpack_pack_map (pk, 11);
+    msgpack_pack_map (pk, 11 + more);
     s_pack_header (job, r->kind);
     cmn_pack_key (pk, "params");
     msgpack_pack_map (pk, (size_t) r->nparams);
@@ -249,7 +255,12 @@ wrk_farm_measure_peak (wrk_job_t *job, wrk_farm_record_t *r)
     r->copy_gbps = 2.0 * (double) bytes / (double) wrk_farm_record_kernel (r, "copy_f4", ns, 3);
     if (wrk_job_should_stop (job))
         return -1;
+    return wrk_farm_measure_fma (job, r);
+}
 
+int
+wrk_farm_measure_fma (wrk_job_t *job, wrk_farm_record_t *r)
+{
     const wrk_device_info_t *info = wrk_device_info (job->device);
     const bool gpu = strcmp (info->type, "gpu") == 0;
     const int iters = gpu ? 1024 : 128;

@@ -88,6 +88,10 @@ uint64_t wrk_farm_record_kernel (wrk_farm_record_t *r, const char *name, uint64_
 //  entries. Returns 0, or -1 with job->err set (also on a stop).
 int wrk_farm_measure_peak (wrk_job_t *job, wrk_farm_record_t *r);
 
+//  The FMA half of wrk_farm_measure_peak alone, for runners that measure
+//  the copy bandwidth themselves (bench.device).
+int wrk_farm_measure_fma (wrk_job_t *job, wrk_farm_record_t *r);
+
 //  Reads the unsigned parameter KEY of the job into *VALUE: DEF when
 //  absent; -1 with RXQ_E_PARAM when it is not an unsigned integer or lies
 //  outside [LO, HI] (the message names it).
@@ -96,6 +100,10 @@ int wrk_farm_get_uint (wrk_job_t *job, const char *key, uint64_t lo, uint64_t hi
 
 //  Packs R into job->result as the complete record above (11 fields).
 void wrk_farm_pack_record (wrk_job_t *job, const wrk_farm_record_t *r);
+
+//  The same as a map of 11 + MORE fields, whose MORE key/value pairs the
+//  caller packs next (bench.device keeps its older copy and sgemm maps).
+void wrk_farm_pack_record_open (wrk_job_t *job, const wrk_farm_record_t *r, size_t more);
 
 //  bench.gemm: kernels/sgemm.cl at M = N = K = n with the device's tuning.
 //  Params: n (16..8192, default 256), reps (1..1000, default 5), seed

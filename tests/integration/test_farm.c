@@ -58,6 +58,39 @@ s_count (const char *text, const char *needle)
     return n;
 }
 
+//  Asserts that the msgpack record RECORD [LEN] holds every field of a
+//  farm record (worker/wrk_farm.h) and is of KIND.
+static void
+s_assert_complete (const char *record, size_t len, const char *kind)
+{
+    cmn_body_t body;
+    cmn_err_t err = { 0 };
+    cr_assert_eq (cmn_body_decode (&body, record, len, &cmn_codec_limits_default, &err), 0,
+                  "%s", err.msg);
+    const char *fields [] = { "record_version", "kind", "device", "rxq_version",
+                              "kernel_hash", "params", "seed", "tuning", "figures",
+                              "kernels", "measured_peak" };
+    for (size_t k = 0; k < sizeof fields / sizeof fields [0]; k++)
+        cr_assert_not_null (cmn_codec_find (&body.root, fields [k]), "record lacks %s",
+                            fields [k]);
+    char text [64];
+    cr_assert_eq (cmn_codec_get_cstr (&body.root, "kind", text, sizeof text, &err), 0);
+    cr_assert_str_eq (text, kind);
+    cmn_body_free (&body);
+}
+
+//  The "record" field of stream entry E (XRANGE's [id, fields]).
+static const redisReply *
+s_entry_record (const redisReply *e)
+{
+    const redisReply *f = e->element [1];
+    for (size_t k = 0; k + 1 < f->elements; k += 2)
+        if (!strcmp (f->element [k]->str, "record"))
+            return f->element [k + 1];
+    cr_assert_fail ("stream entry without a record");
+    return NULL;
+}
+
 Test (farm, bench_on_every_worker_records_and_reports)
 {
     itest_cluster_t c;
@@ -78,29 +111,14 @@ Test (farm, bench_on_every_worker_records_and_reports)
     bool seen [2] = { false, false };
     for (size_t i = 0; i < 2; i++) {
         redisReply *f = x->element [i]->element [1];
-        const char *worker = NULL, *record = NULL;
-        size_t record_len = 0;
-        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+        const char *worker = NULL;
+        for (size_t k = 0; k + 1 < f->elements; k += 2)
             if (!strcmp (f->element [k]->str, "worker"))
                 worker = f->element [k + 1]->str;
-            if (!strcmp (f->element [k]->str, "record")) {
-                record = f->element [k + 1]->str;
-                record_len = f->element [k + 1]->len;
-            }
-        }
-        cr_assert (worker && record);
+        cr_assert (worker);
         seen [strcmp (worker, "w1") == 0 ? 0 : 1] = true;
-        cmn_body_t body;
-        cmn_err_t err = { 0 };
-        cr_assert_eq (cmn_body_decode (&body, record, record_len, &cmn_codec_limits_default, &err),
-                      0, "%s", err.msg);
-        const char *fields [] = { "record_version", "kind", "device", "rxq_version",
-                                  "kernel_hash", "params", "seed", "tuning", "figures",
-                                  "kernels", "measured_peak" };
-        for (size_t k = 0; k < sizeof fields / sizeof fields [0]; k++)
-            cr_assert_not_null (cmn_codec_find (&body.root, fields [k]), "record lacks %s",
-                                fields [k]);
-        cmn_body_free (&body);
+        const redisReply *rec = s_entry_record (x->element [i]);
+        s_assert_complete (rec->str, rec->len, "bench.gemm");
     }
     cr_assert (seen [0] && seen [1], "a record from each worker");
     freeReplyObject (x);
@@ -206,6 +224,22 @@ Test (farm, bench_on_every_worker_records_and_reports)
     fclose (file);
     cr_assert_eq (many, 1500, "every record once");
     cr_assert_eq (lines, 1 + 2 + 1500, "header, the two bench.gemm runs, the 1,500");
+
+    //  bench.device's record is complete too (regression: it lacked
+    //  record_version, rxq_version, kernel_hash, params and seed), and
+    //  the report files it under its parameters.
+    itest_rxq (r, 120000, "--broker", c.endpoint, "--timeout", "60", "bench", "bench.device",
+               "copy_mb=4", "gemm_n=64", "reps=2", "--worker", "w2");
+    cr_assert_eq (r->code, 0, "rxq bench bench.device: %s\n%s", r->out, r->err);
+    x = s_redis (&c, "XREVRANGE rxq:default:bench + - COUNT 1");
+    cr_assert_eq (x->elements, 1);
+    const redisReply *dev_rec = s_entry_record (x->element [0]);
+    s_assert_complete (dev_rec->str, dev_rec->len, "bench.device");
+    freeReplyObject (x);
+    itest_rxq (r, 30000, "--broker", c.endpoint, "--timeout", "60", "bench", "report", "--kind",
+               "bench.device");
+    cr_assert_eq (r->code, 0, "%s", r->err);
+    cr_assert (strstr (r->out, "bench.device copy_mb=4 gemm_n=64 reps=2 (1 run)"), "%s", r->out);
 }
 
 //  bench.llm (issue 7): a run with the real SmolLM2 through the cluster

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "wrk_bench.h"
 #include "wrk_device.h"
+#include "wrk_farm.h"
 #include "cmn_codec.h"
 
 //  ---------------------------------------------------------------------------
@@ -196,7 +197,28 @@ Test (wrk_bench, device_small_run_reports_every_field)
     cmn_err_t err = { 0 };
     cr_assert_eq (cmn_body_decode (&res, j.result_buf.data, j.result_buf.size,
                                    &cmn_codec_limits_default, &err), 0, "%s", err.msg);
-    cr_assert_eq (res.root.via.map.size, 4);
+    //  The farm record's 11 fields (wrk_farm.h) and bench.device's two maps.
+    cr_assert_eq (res.root.via.map.size, 13);
+    cr_assert_eq (s_get_number (&res.root, "record_version"), 1);
+    char text [256];
+    cr_assert_eq (cmn_codec_get_cstr (&res.root, "kind", text, sizeof text, &err), 0);
+    cr_assert_str_eq (text, "bench.device");
+    cr_assert_eq (cmn_codec_get_cstr (&res.root, "rxq_version", text, sizeof text, &err), 0);
+    cr_assert_str_eq (text, RXQ_VERSION);
+    cr_assert_eq (cmn_codec_get_cstr (&res.root, "kernel_hash", text, sizeof text, &err), 0);
+    cr_assert_str_eq (text, wrk_farm_kernel_hash ());
+    const msgpack_object *params = s_get_map (&res.root, "params");
+    cr_assert_eq (params->via.map.size, 3);
+    cr_assert_eq (s_get_number (params, "copy_mb"), 4);
+    cr_assert_eq (s_get_number (params, "gemm_n"), 67);
+    cr_assert_eq (s_get_number (params, "reps"), 2);
+    cr_assert_gt (s_get_number (&res.root, "seed"), 0);
+    const msgpack_object *tuning = s_get_map (&res.root, "tuning");
+    cr_assert_eq (cmn_codec_get_cstr (tuning, "options", text, sizeof text, &err), 0);
+    cr_assert (strstr (text, "-D"), "tuning options '%s'", text);
+    const msgpack_object *peak = s_get_map (&res.root, "measured_peak");
+    const msgpack_object *fig = s_get_map (&res.root, "figures");
+    cr_assert_gt (s_get_number (peak, "fma_gflops"), 0);
 
     const msgpack_object *copy = s_get_map (&res.root, "copy");
     cr_assert_eq (s_get_number (copy, "requested_bytes"), 4.0 * 1024 * 1024);
@@ -210,8 +232,16 @@ Test (wrk_bench, device_small_run_reports_every_field)
     cr_assert_geq (best, median);
     s_check_ms (copy, "ms", 2);
 
+    //  The headline figures are the medians, against the ceilings.
+    cr_assert_float_eq (s_get_number (fig, "gbps"), median, 1e-9 * median);
+    cr_assert_float_eq (s_get_number (peak, "copy_gbps"), median, 1e-9 * median);
+
     const msgpack_object *sgemm = s_get_map (&res.root, "sgemm");
     cr_assert_eq (s_get_number (sgemm, "n"), 67);
+    const double gflops = s_get_number (sgemm, "gflops_median");
+    cr_assert_float_eq (s_get_number (fig, "gflops"), gflops, 1e-9 * gflops);
+    cr_assert_float_eq (s_get_number (fig, "peak_fraction"),
+                        gflops / s_get_number (peak, "fma_gflops"), 1e-9);
     cr_assert_gt (s_get_number (sgemm, "gflops_median"), 0);
     cr_assert_geq (s_get_number (sgemm, "gflops_best"), s_get_number (sgemm, "gflops_median"));
     s_check_ms (sgemm, "ms", 2);
@@ -228,15 +258,15 @@ Test (wrk_bench, device_small_run_reports_every_field)
 
     const msgpack_object *kernels;
     cr_assert_eq (cmn_codec_get_array (&res.root, "kernels", &kernels, &err), 0, "%s", err.msg);
-    cr_assert_eq (kernels->via.array.size, 2);
-    const char *names [] = { "copy_f4", "sgemm" };
-    for (int i = 0; i < 2; i++) {
+    cr_assert_eq (kernels->via.array.size, 3);
+    const char *names [] = { "sgemm_peak", "copy_f4", "sgemm" };
+    for (int i = 0; i < 3; i++) {
         const msgpack_object *k = &kernels->via.array.ptr [i];
         char kname [64];
         cr_assert_eq (cmn_codec_get_cstr (k, "name", kname, sizeof kname, &err), 0);
         cr_assert_str_eq (kname, names [i]);
         cr_assert_gt (s_get_number (k, "ns"), 0);
-        cr_assert_eq (s_get_number (k, "runs"), 2);
+        cr_assert_eq (s_get_number (k, "runs"), i == 0 ? 3 : 2);
     }
     cmn_body_free (&res);
     s_job_free (&j);
