@@ -843,14 +843,10 @@ wrk_bench_device (wrk_job_t *job)
         cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.device: out of memory");
     else
     if (s_bench_copy (job, &res) == 0 && s_bench_sgemm (job, &res) == 0) {
-        r->kind = "bench.device";
-        r->seed = S_SEED;
+        wrk_farm_record_start (r, job->device, "bench.device", S_SEED, WRK_TUNE_FAMILIES);
         wrk_farm_record_param (r, "copy_mb", copy_mb, NULL);
         wrk_farm_record_param (r, "gemm_n", gemm_n, NULL);
         wrk_farm_record_param (r, "reps", reps, NULL);
-        wrk_tune_t tune;
-        wrk_tune_for_device (job->device, &tune);
-        r->row = tune.row;
         snprintf (r->options, sizeof r->options, "%s", res.gemm_options);
         wrk_job_progress (job, 0.96, "measuring the device's FMA peak");
         if (wrk_farm_measure_fma (job, r) == 0) {

@@ -112,17 +112,12 @@ wrk_bench_llm_job (wrk_job_t *job)
     if (!(llm = wrk_llm_new (job->device, model, n_ctx, (int) pp, &job->err)))
         goto done;
 
-    r->kind = "bench.llm";
-    r->seed = seed;
+    wrk_farm_record_start (r, job->device, "bench.llm", seed, WRK_TUNE_QMATMUL);
     wrk_farm_record_param (r, "model", 0, path);
     wrk_farm_record_param (r, "pp", pp, NULL);
     wrk_farm_record_param (r, "tg", tg, NULL);
     wrk_farm_record_param (r, "reps", reps, NULL);
     wrk_farm_record_param (r, "seed", seed, NULL);
-    wrk_tune_t tune;
-    wrk_tune_for_device (job->device, &tune);
-    r->row = tune.row;
-    wrk_tune_options (&tune, WRK_TUNE_QMATMUL, r->options, sizeof r->options);
     wrk_job_progress (job, 0.02, "bench.llm: measuring the device's peaks");
     if (wrk_farm_measure_peak (job, r))
         goto done;

@@ -118,6 +118,20 @@ s_pack_header (wrk_job_t *job, const char *kind)
 }
 
 void
+wrk_farm_record_start (wrk_farm_record_t *r, wrk_device_t *dev, const char *kind,
+                       uint64_t seed, wrk_tune_family_t family)
+{
+    assert (r && dev && kind);
+    r->kind = kind;
+    r->seed = seed;
+    wrk_tune_t tune;
+    wrk_tune_for_device (dev, &tune);
+    r->row = tune.row;
+    if (family < WRK_TUNE_FAMILIES)
+        wrk_tune_options (&tune, family, r->options, sizeof r->options);
+}
+
+void
 wrk_farm_pack_record (wrk_job_t *job, const wrk_farm_record_t *r)
 {
     wrk_farm_pack_record_open (job, r, 0);
@@ -336,14 +350,10 @@ wrk_farm_bench_gemm (wrk_job_t *job)
         cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.gemm: out of memory");
         goto done;
     }
-    r->kind = "bench.gemm";
-    r->seed = seed;
+    wrk_farm_record_start (r, dev, "bench.gemm", seed, WRK_TUNE_FAMILIES);
     wrk_farm_record_param (r, "n", n, NULL);
     wrk_farm_record_param (r, "reps", reps, NULL);
     wrk_farm_record_param (r, "seed", seed, NULL);
-    wrk_tune_t tune;
-    wrk_tune_for_device (dev, &tune);
-    r->row = tune.row;
     wrk_bench_sgemm_options (dev, r->options, sizeof r->options);
     wrk_job_progress (job, 0.02, "bench.gemm: measuring the device's peaks");
     if (wrk_farm_measure_peak (job, r))
@@ -468,18 +478,13 @@ wrk_farm_bench_gemv (wrk_job_t *job)
         cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.gemv: out of memory");
         goto done;
     }
-    r->kind = "bench.gemv";
-    r->seed = seed;
+    wrk_farm_record_start (r, dev, "bench.gemv", seed, WRK_TUNE_QMATMUL);
     wrk_farm_record_param (r, "type", 0, tname);
     wrk_farm_record_param (r, "x", 0, i8 ? "i8" : "f32");
     wrk_farm_record_param (r, "rows", rows, NULL);
     wrk_farm_record_param (r, "cols", cols, NULL);
     wrk_farm_record_param (r, "reps", reps, NULL);
     wrk_farm_record_param (r, "seed", seed, NULL);
-    wrk_tune_t tune;
-    wrk_tune_for_device (dev, &tune);
-    r->row = tune.row;
-    wrk_tune_options (&tune, WRK_TUNE_QMATMUL, r->options, sizeof r->options);
     wrk_job_progress (job, 0.02, "bench.gemv: measuring the device's peaks");
     if (wrk_farm_measure_peak (job, r))
         goto done;
@@ -745,15 +750,10 @@ wrk_farm_bench_kernels (wrk_job_t *job)
         cmn_err_set (&job->err, RXQ_E_NOMEM, "bench.kernels: out of memory");
         goto done;
     }
-    r->kind = "bench.kernels";
-    r->seed = seed;
+    wrk_farm_record_start (r, dev, "bench.kernels", seed, WRK_TUNE_QMATMUL);
     wrk_farm_record_param (r, "scale", scale, NULL);
     wrk_farm_record_param (r, "reps", reps, NULL);
     wrk_farm_record_param (r, "seed", seed, NULL);
-    wrk_tune_t tune;
-    wrk_tune_for_device (dev, &tune);
-    r->row = tune.row;
-    wrk_tune_options (&tune, WRK_TUNE_QMATMUL, r->options, sizeof r->options);
     wrk_job_progress (job, 0.02, "bench.kernels: measuring the device's peaks");
     if (wrk_farm_measure_peak (job, r))
         goto done;

@@ -70,6 +70,13 @@ typedef struct {
     double fma_gflops;          // measured FMA throughput, GFLOPS
 } wrk_farm_record_t;
 
+//  Starts R (zeroed by the caller) as a KIND record with SEED, and the
+//  device's tuning row; with FAMILY below WRK_TUNE_FAMILIES also that
+//  family's build options (bench.gemm and bench.device set the SGEMM
+//  options they built with themselves).
+void wrk_farm_record_start (wrk_farm_record_t *r, wrk_device_t *dev, const char *kind,
+                            uint64_t seed, wrk_tune_family_t family);
+
 //  Adds a parameter: an unsigned VALUE, or TEXT when not NULL (borrowed
 //  until the record is packed). Asserts on more than WRK_FARM_MAX_PARAMS.
 void wrk_farm_record_param (wrk_farm_record_t *r, const char *key, uint64_t value,
