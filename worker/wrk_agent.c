@@ -254,7 +254,7 @@ s_device_run (s_devctx_t *ctx, zsock_t *pipe, s_lease_t *lease)
             cmn_pack_key (&pk, "weights");
             wrk_wcache_pack_held (ctx->wcache, &pk);
         }
-        cmn_log_info ("job %s attempt %" PRIu64 " (%s) succeeded in %" PRId64 " ms",
+        cmn_log_debug ("job %s attempt %" PRIu64 " (%s) succeeded in %" PRId64 " ms",
                       lease->id, lease->attempt, lease->kind, wrk_job_now_ms () - start);
     }
     else {
@@ -566,7 +566,7 @@ s_dispatch (wrk_agent_t *self)
             int rc = zsock_send (self->actor, "sp", "RUN", lease);
             assert (rc == 0);
             (void) rc;
-            cmn_log_info ("job %s attempt %" PRIu64 " (%s) started", lease->id,
+            cmn_log_debug ("job %s attempt %" PRIu64 " (%s) started", lease->id,
                           lease->attempt, lease->kind);
             return;
         }
@@ -719,7 +719,7 @@ s_on_job (wrk_agent_t *self, zframe_t *frame)
     lease->received_ms = wrk_job_now_ms ();
     atomic_init (&lease->stop, 0);
     zlist_append (self->leases, lease);
-    cmn_log_info ("job %s attempt %" PRIu64 " (%s) leased; %zu held", lease->id,
+    cmn_log_debug ("job %s attempt %" PRIu64 " (%s) leased; %zu held", lease->id,
                   lease->attempt, lease->kind, zlist_size (self->leases));
     s_dispatch (self);
 }
