@@ -232,15 +232,15 @@ s_invalid (brk_broker_t *self, zframe_t *identity, const char *what, const char 
 
 //  Marks JOB as changed in this batch. Its record is written once, at the
 //  flush, with whatever state it has reached by then: a job submitted and
-//  leased in the same batch costs one HSET and one ZADD, not two of each.
-//  Its events are already in the pipeline ahead of that write; a broker
-//  that dies half-way through writing a batch may so leave an event whose
-//  state change is not in the job's hash, and recovery then treats the job
-//  by the hash (requeueing a lease, say), which is the safe side.
+//  leased in the same batch costs one record in the batch's MSET and one
+//  ZADD member, not two of each. Events that went to its stream are
+//  already in the pipeline ahead of that write; a broker that dies
+//  half-way through writing a batch may so leave an event whose state
+//  change is not in the job's record, and recovery then treats the job by
+//  the record (requeueing a lease, say), which is the safe side.
 static void
-s_touch (brk_broker_t *self, brk_job_t *job, bool with_params)
+s_touch (brk_broker_t *self, brk_job_t *job)
 {
-    job->batch_params |= with_params;
     if (!job->in_batch) {
         job->in_batch = true;
         zlist_append (self->touched, job);
@@ -251,14 +251,49 @@ s_touch (brk_broker_t *self, brk_job_t *job, bool with_params)
 static void
 s_write_touched (brk_broker_t *self)
 {
-    for (brk_job_t *job = zlist_first (self->touched); job; job = zlist_next (self->touched)) {
-        brk_job_persist (job, self->store, self->prefix, job->batch_params, self->sets);
-        job->batch_params = false;
-    }
+    for (brk_job_t *job = zlist_first (self->touched); job; job = zlist_next (self->touched))
+        brk_job_persist (job, self->store, self->prefix, self->sets);
     brk_sets_append (self->sets, self->store, self->prefix);
 }
 
-//  Records event TYPE for JOB: appended to its Redis stream and sent as a
+//  Appends event EV (packed, with id EID) of JOB to its stream.
+static void
+s_stream_event (brk_broker_t *self, brk_job_t *job, const char *eid, const char *ev,
+                size_t len)
+{
+    char key [256];
+    snprintf (key, sizeof key, "%sevents:%s", self->prefix, job->id);
+    const char *argv [] = { "XADD", key, "MAXLEN", "~", EVENTS_MAXLEN, eid, "e", ev };
+    size_t lens [] = { 4, strlen (key), 6, 1, strlen (EVENTS_MAXLEN), strlen (eid), 1, len };
+    brk_store_appendv (self->store, 8, argv, lens);
+}
+
+//  Stores event EV of JOB (docs/redis.md): in its record while the record
+//  keeps its events and EV is not `progress` (which can be many and
+//  large); else in its stream, the record's events moved there first.
+//  The move starts the stream afresh (DEL), so a move written by a broker
+//  that died before writing the record that says so is simply redone.
+static void
+s_store_event (brk_broker_t *self, brk_job_t *job, bool progress, const char *eid,
+               const char *ev, size_t len)
+{
+    if (!job->streamed) {
+        if (!progress && brk_job_keep_event (job, eid, ev, len) == 0) {
+            s_touch (self, job);
+            return;
+        }
+        brk_store_append (self->store, "DEL %sevents:%s", self->prefix, job->id);
+        for (size_t i = 0; i < job->nevents; i++)
+            s_stream_event (self, job, job->events [i].eid, job->events [i].data,
+                            job->events [i].len);
+        brk_job_drop_events (job);
+        job->streamed = true;
+        s_touch (self, job);
+    }
+    s_stream_event (self, job, eid, ev, len);
+}
+
+//  Records event TYPE for JOB: stored in Redis (s_store_event) and sent as a
 //  PARTIAL to watchers that asked for events. EXTRA holds N more key/value
 //  pairs already packed (may be NULL).
 static void
@@ -275,11 +310,7 @@ s_event (brk_broker_t *self, brk_job_t *job, const char *type, const cmn_packbuf
     cmn_pack_kv_uint (&ev.pk, "ms", (uint64_t) s_unix_ms ());
     if (extra && n)
         msgpack_sbuffer_write (&ev.sb, extra->sb.data, extra->sb.size);
-    char key [256];
-    snprintf (key, sizeof key, "%sevents:%s", self->prefix, job->id);
-    const char *argv [] = { "XADD", key, "MAXLEN", "~", EVENTS_MAXLEN, eid, "e", ev.sb.data };
-    size_t lens [] = { 4, strlen (key), 6, 1, strlen (EVENTS_MAXLEN), strlen (eid), 1, ev.sb.size };
-    brk_store_appendv (self->store, 8, argv, lens);
+    s_store_event (self, job, strcmp (type, "progress") == 0, eid, ev.sb.data, ev.sb.size);
     if (job->watchers) {
         for (brk_watcher_t *w = zlist_first (job->watchers); w; w = zlist_next (job->watchers)) {
             if (!w->events)
@@ -342,7 +373,7 @@ s_requeue (brk_broker_t *self, brk_job_t *job, const char *reason)
     snprintf (job->reason, sizeof job->reason, "%s", reason);
     s_queue_job (self, job);
     s_event_str (self, job, "requeued", "reason", reason);
-    s_touch (self, job, false);
+    s_touch (self, job);
     self->stats.requeued++;
 }
 
@@ -361,7 +392,7 @@ s_finish (brk_broker_t *self, brk_job_t *job, brk_state_t state)
         s_event (self, job, "cancelled", NULL, 0);
     else
         s_event_error (self, job, brk_state_name (state));
-    s_touch (self, job, false);
+    s_touch (self, job);
     self->stats.completed++;
 }
 
@@ -581,7 +612,7 @@ s_farm_write (brk_broker_t *self, brk_job_t *job)
 static void
 s_rewrite (brk_broker_t *self, brk_job_t *job)
 {
-    s_touch (self, job, true);
+    s_touch (self, job);
     s_farm_write (self, job);
 }
 
@@ -753,7 +784,7 @@ s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
     cmn_pack_kv_uint (&x.pk, "attempt", job->attempt);
     s_event (self, job, "leased", &x, 2);
     msgpack_sbuffer_destroy (&x.sb);
-    s_touch (self, job, false);
+    s_touch (self, job);
 
     cmn_packbuf_t b;
     cmn_packbuf_init (&b);
@@ -905,7 +936,7 @@ s_reclaim (brk_broker_t *self, s_worker_t *w, const msgpack_object *jobs)
             snprintf (job->worker_name, sizeof job->worker_name, "%s", w->name);
             zlist_append (w->jobs, job);
             s_event_str (self, job, "reclaimed", "worker", w->name);
-            s_touch (self, job, false);
+            s_touch (self, job);
             cmn_log_info ("worker %s reclaimed job %s attempt %" PRIu64, w->name, id, attempt);
         }
         else {
@@ -1156,7 +1187,7 @@ s_on_done (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
               " ms", job->attempt, delay);
     zlist_append (self->delayed, job);
     s_event_error (self, job, "retrying");
-    s_touch (self, job, false);
+    s_touch (self, job);
 }
 
 //  HEARTBEAT from a worker (6.2, 6.6.1): `stalled_ms` over the hang limit
@@ -1258,7 +1289,7 @@ s_load_job (brk_broker_t *self, const char *id, cmn_err_t *err)
         cmn_err_set (err, RXQ_E_UNAVAILABLE, "Redis is unavailable; cannot read job %s", id);
         return NULL;
     }
-    redisReply *r = brk_store_command (self->store, "HGETALL %sjob:%s", self->prefix, id);
+    redisReply *r = brk_store_command (self->store, "GET %sjob:%s", self->prefix, id);
     if (!r) {
         cmn_err_set (err, RXQ_E_UNAVAILABLE, "%s", brk_store_error (self->store)->msg);
         if (!brk_store_ok (self->store))
@@ -1266,11 +1297,12 @@ s_load_job (brk_broker_t *self, const char *id, cmn_err_t *err)
         return NULL;
     }
     brk_job_t *job = NULL;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 0)
+    if (r->type == REDIS_REPLY_NIL)
         cmn_err_set (err, RXQ_E_NOTFOUND, "no job with id '%s'", id);
     else {
         job = brk_job_new ();
-        if (job && brk_job_load (job, r) != 0) {
+        if (job && (r->type != REDIS_REPLY_STRING
+                ||  brk_job_load (job, r->str, r->len) != 0)) {
             brk_job_destroy (&job);
             cmn_err_set (err, RXQ_E_REDIS_REPLY, "job %s is malformed in Redis", id);
         }
@@ -1492,7 +1524,7 @@ s_on_submit (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
     zhashx_insert (self->jobs, job->id, job);
     s_queue_job (self, job);
     s_explain_wait (self, job);
-    s_touch (self, job, true);
+    s_touch (self, job);
     s_event (self, job, "accepted", NULL, 0);
     ack->job = job;
     ack->identity = zframe_dup (identity);
@@ -1524,6 +1556,23 @@ s_on_status (brk_broker_t *self, zframe_t *identity, uint64_t req,
     brk_job_destroy (&temp);
 }
 
+//  True when event id A ("<epoch>-<n>") comes after event id B, in the
+//  order of stream ids; B may be a bare "<epoch>" (as XRANGE allows). An
+//  id that does not parse comes first.
+static bool
+s_eid_after (const char *a, const char *b)
+{
+    unsigned long long ae = 0, an = 0, be = 0, bn = 0;
+    if (sscanf (a, "%llu-%llu", &ae, &an) != 2)
+        return false;
+    int nb = sscanf (b, "%llu-%llu", &be, &bn);
+    if (nb < 1)
+        return true;
+    if (nb == 1)
+        bn = 0;
+    return ae > be || (ae == be && an > bn);
+}
+
 static void
 s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_object *body)
 {
@@ -1548,8 +1597,21 @@ s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_
     brk_job_t *job = s_request_job (self, identity, req, body, &temp);
     if (!job)
         return;
-    //  Replay stored events after SINCE (exclusive), then stream live ones.
-    if (synced) {
+    //  Replay stored events after SINCE (exclusive), then stream live ones:
+    //  those kept in the record, or those in the stream (never both).
+    for (size_t i = 0; i < job->nevents; i++) {
+        if (strcmp (since, "-") != 0 && !s_eid_after (job->events [i].eid, since))
+            continue;
+        cmn_packbuf_t b;
+        cmn_packbuf_init (&b);
+        msgpack_pack_map (&b.pk, 3);
+        cmn_pack_kv_uint (&b.pk, "req", req);
+        cmn_pack_kv_str (&b.pk, "id", job->id);
+        cmn_pack_key (&b.pk, "event");
+        msgpack_sbuffer_write (&b.sb, job->events [i].data, job->events [i].len);
+        s_send_now (self, s_msg (identity, RXQ_PROTO_CLIENT, RXQ_CMD_PARTIAL, &b));
+    }
+    if (synced && job->streamed) {
         snprintf (range_start, sizeof range_start, "%s%s",
                   strcmp (since, "-") == 0 ? "" : "(", since);
         redisReply *r = brk_store_command (self->store, "XRANGE %sevents:%s %s + COUNT 10000",
@@ -1630,7 +1692,7 @@ s_on_cancel (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
             cmn_pack_kv_str (&b.pk, "reason", "cancelled");
             s_worker_send (self, w, RXQ_CMD_ABORT, &b, true);
             s_event_str (self, job, "cancelling", "worker", w->name);
-            s_touch (self, job, false);
+            s_touch (self, job);
         }
     }
     s_reply_state (self, identity, req, job, true);

@@ -9,6 +9,7 @@
 #include "brk_broker.h"
 #include "cmn_codec.h"
 #include "cmn_proto.h"
+#include "support/tst_jobs.h"
 #include "support/tst_redis.h"
 
 static tst_redis_t tst_redis;
@@ -255,12 +256,7 @@ tst_done (zsock_t *w, const char *id, uint64_t attempt, bool ok, int code, bool 
 static inline void
 tst_redis_state (const char *id, char *state)
 {
-    redisReply *r = tst_redis_cmd (&tst_redis, "HGET rxq:test:job:%s state", id);
-    state [0] = 0;
-    if (r && r->type == REDIS_REPLY_STRING && r->len < 16)
-        memcpy (state, r->str, r->len + 1);
-    if (r)
-        freeReplyObject (r);
+    tst_job_state (&tst_redis, "rxq:test:", id, state);
 }
 
 //  STATUS of ID; fills STATE (16 bytes) and ATTEMPT.
