@@ -665,6 +665,42 @@ Test (wrk_agent, capacity_leases_run_in_fifo_order)
     s_msg_free (&m);
 }
 
+//  More leases than the device thread is handed at once (S_HANDED_MAX):
+//  every one runs once, in order of arrival, and one waiting behind a long
+//  job and aborted is answered at once and not run.
+Test (wrk_agent, capacity_burst_runs_each_lease_once_in_order)
+{
+    enum { N = 150 };
+    wrk_agent_config_t cfg = { .name = "test-worker", .capacity = N + 1 };
+    msg_t m;
+    s_start (&cfg, &m);
+    s_msg_free (&m);
+    s_job ("long", 1, "noop", 400, NULL, 0);
+    char id [16];
+    for (int i = 0; i < N; i++) {
+        snprintf (id, sizeof id, "j%d", i);
+        s_job (id, 1, "noop", 0, NULL, 0);
+    }
+    //  j3 waits in the device thread's queue behind `long`.
+    s_abort ("j3", 1, "cancelled by the client");
+    cr_assert (s_expect (RXQ_CMD_DONE, 300, &m), "the queued lease was not answered at once");
+    s_assert_done_error (&m, "j3", 1, RXQ_E_CANCELLED, true);
+    s_msg_free (&m);
+    cr_assert (s_expect (RXQ_CMD_DONE, 3000, &m));
+    s_assert_str (&m.body.root, "id", "long");
+    s_msg_free (&m);
+    for (int i = 0; i < N; i++) {
+        if (i == 3)
+            continue;
+        snprintf (id, sizeof id, "j%d", i);
+        cr_assert (s_expect (RXQ_CMD_DONE, 3000, &m), "no DONE for %s", id);
+        s_assert_str (&m.body.root, "id", id);
+        cr_assert (s_bool (&m.body.root, "ok"), "%s failed", id);
+        s_msg_free (&m);
+    }
+    cr_assert_not (s_expect (RXQ_CMD_DONE, 300, &m), "a lease was answered twice");
+}
+
 Test (wrk_agent, capacity_over_the_limit_is_refused_retryable)
 {
     s_start_default ();
