@@ -519,8 +519,8 @@ cmn_codec_to_json (const msgpack_object *obj)
 //  8 KiB, above what malloc keeps in its per-thread caches, so every small
 //  message body cost a trip through malloc's bins (and the coalescing of
 //  freed chunks): malloc was a fifth of the broker's time at 15,000
-//  jobs/s, most of it for these buffers. Bodies
-//  are mostly far smaller; larger ones double from here.
+//  jobs/s, most of it for these buffers. Bodies are mostly far smaller;
+//  larger ones double from here.
 #define S_PACKBUF_FIRST 256
 
 //  msgpack write callback for a packbuf: as msgpack_sbuffer_write, with a
