@@ -54,6 +54,11 @@ typedef struct {
                                 // deadline, or its device thread hung
     bool hung;                  // quarantined for a stalled device thread;
                                 // lifted when a heartbeat says it beats
+    uint64_t batch;             // most leases it takes in one JOBS (6.3.1);
+                                // 0 or 1: JOB only
+    cmn_packbuf_t pending;      // JOB maps of this turn's leases to it, for
+                                // its next JOBS (empty outside s_dispatch)
+    uint32_t npending;          // how many maps pending holds
     zlist_t *zombies;           // "id#attempt" of leases it still runs that
                                 // are no longer valid (aborted, or taken
                                 // from it); they use its capacity until
@@ -659,6 +664,7 @@ s_worker_free (void **item)
         zlist_destroy (&w->zombies);
         free (w->device);
         free (w->tags);
+        msgpack_sbuffer_destroy (&w->pending.sb);
         brk_caps_free (&w->caps);
         free (w);
         *item = NULL;
@@ -767,6 +773,44 @@ s_explain_wait (brk_broker_t *self, brk_job_t *job)
 }
 
 //  Leases JOB to W (6.3): persisted before the JOB is sent.
+//  Room in a JOBS body for what surrounds its JOB maps.
+#define JOBS_ENVELOPE 16
+
+//  Queues W's pending JOB maps as one JOBS (6.3.1) in the batch's outbox.
+static void
+s_batch_flush (brk_broker_t *self, s_worker_t *w)
+{
+    if (!w->npending)
+        return;
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
+    msgpack_pack_map (&b.pk, 1);
+    cmn_pack_key (&b.pk, "jobs");
+    msgpack_pack_array (&b.pk, w->npending);
+    msgpack_sbuffer_write (&b.sb, w->pending.sb.data, w->pending.sb.size);
+    s_worker_send (self, w, RXQ_CMD_JOBS, &b, true);
+    w->pending.sb.size = 0;
+    w->npending = 0;
+}
+
+//  Adds the JOB body B (freed here) to W's next JOBS, which goes out when
+//  it holds W's `batch` leases, at the end of s_dispatch, or before it
+//  would outgrow a body; a JOB too large to share a body goes alone.
+static void
+s_batch_job (brk_broker_t *self, s_worker_t *w, cmn_packbuf_t *b)
+{
+    if (w->npending && w->pending.sb.size + b->sb.size + JOBS_ENVELOPE > RXQ_MAX_BODY_BYTES)
+        s_batch_flush (self, w);
+    if (b->sb.size + JOBS_ENVELOPE > RXQ_MAX_BODY_BYTES) {
+        s_worker_send (self, w, RXQ_CMD_JOB, b, true);
+        return;
+    }
+    msgpack_sbuffer_write (&w->pending.sb, b->sb.data, b->sb.size);
+    msgpack_sbuffer_destroy (&b->sb);
+    if (++w->npending >= w->batch)
+        s_batch_flush (self, w);
+}
+
 static void
 s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
 {
@@ -798,7 +842,10 @@ s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
     else
         msgpack_pack_map (&b.pk, 0);
     cmn_pack_kv_uint (&b.pk, "timeout_ms", job->timeout_ms);
-    s_worker_send (self, w, RXQ_CMD_JOB, &b, true);
+    if (w->batch > 1)
+        s_batch_job (self, w, &b);
+    else
+        s_worker_send (self, w, RXQ_CMD_JOB, &b, true);
 
     s_pending_lease_t *l = calloc (1, sizeof *l);
     if (l) {
@@ -882,6 +929,10 @@ s_dispatch (brk_broker_t *self)
             }
         }
     }
+    //  Leases are sent in JOBS of up to a worker's `batch`: what is left
+    //  goes now, with the batch.
+    for (i = 0; i < n; i++)
+        s_batch_flush (self, ws [i]);
     free (ws);
 }
 
@@ -990,10 +1041,11 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
     cmn_err_t err = { 0 };
     const msgpack_object *kinds = NULL, *device = NULL, *tags = NULL, *jobs = NULL;
     char name [128] = "";
-    uint64_t capacity = 1;
+    uint64_t capacity = 1, batch = 0;
     if (cmn_codec_get_cstr (body, "name", name, sizeof name, &err) != 0
     ||  cmn_codec_get_array (body, "kinds", &kinds, &err) != 0
     ||  cmn_codec_get_uint (body, "capacity", &capacity, &err) < 0
+    ||  cmn_codec_get_uint (body, "batch", &batch, &err) < 0
     ||  cmn_codec_get_map (body, "device", &device, &err) < 0
     ||  cmn_codec_get_array (body, "tags", &tags, &err) < 0
     ||  cmn_codec_get_array (body, "jobs", &jobs, &err) < 0) {
@@ -1015,6 +1067,8 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
     if (old)
         s_reregister (self, old, w, jobs);
     w->capacity = capacity < 1 ? 1 : capacity > CAPACITY_MAX ? CAPACITY_MAX : capacity;
+    w->batch = batch > RXQ_MAX_BATCH ? RXQ_MAX_BATCH : batch;
+    cmn_packbuf_init (&w->pending);
     w->kinds = calloc (kinds->via.array.size + 1, sizeof (char *));
     for (uint32_t i = 0; w->kinds && i < kinds->via.array.size; i++) {
         const msgpack_object *k = &kinds->via.array.ptr [i];
@@ -1194,6 +1248,33 @@ s_on_done (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
 //  means its device thread has shown no life for that long (a kernel that
 //  never returns): its leases go back to the queue and it is quarantined
 //  until its device thread beats again.
+//  DONES (6.6.2): each element is handled as a DONE, in order; one that is
+//  not a map is dropped as an invalid DONE would be, and the rest count.
+static void
+s_on_dones (brk_broker_t *self, s_worker_t *w, zframe_t *identity, const msgpack_object *body)
+{
+    const msgpack_object *done = NULL;
+    cmn_err_t err = { 0 };
+    if (cmn_codec_get_array (body, "done", &done, &err) != 0
+    ||  done->via.array.size == 0 || done->via.array.size > RXQ_MAX_BATCH) {
+        s_invalid (self, identity, "DONES",
+                   err.code ? err.msg : "'done' must be an array of 1 to 256 DONE maps");
+        return;
+    }
+    for (uint32_t i = 0; i < done->via.array.size; i++) {
+        const msgpack_object *d = &done->via.array.ptr [i];
+        if (d->type != MSGPACK_OBJECT_MAP) {
+            s_invalid (self, identity, "DONES", "an element of 'done' is not a map");
+            continue;
+        }
+        //  6.10: a DONE may say what its weight cache holds now.
+        const msgpack_object *weights = cmn_codec_find (d, "weights");
+        if (weights)
+            brk_weights_parse (&w->weights, weights, NULL);
+        s_on_done (self, w, d);
+    }
+}
+
 static void
 s_on_heartbeat (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
 {
@@ -1238,7 +1319,7 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
     if (!w) {
         //  A result from a worker declared dead is from a stale lease by
         //  definition: its jobs went back to the queue (6.4, 6.6).
-        if (cmd == RXQ_CMD_DONE || cmd == RXQ_CMD_PROGRESS) {
+        if (cmd == RXQ_CMD_DONE || cmd == RXQ_CMD_DONES || cmd == RXQ_CMD_PROGRESS) {
             self->stats.stale_refused++;
             cmn_log_warn ("refused %s from unregistered worker %s: stale lease",
                           cmn_proto_command_name (cmd), hex);
@@ -1253,7 +1334,7 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
     const msgpack_object *weights = cmn_codec_find (body, "weights");
     if (weights && (cmd == RXQ_CMD_HEARTBEAT || cmd == RXQ_CMD_DONE))
         brk_weights_parse (&w->weights, weights, NULL);
-    if (cmd == RXQ_CMD_DONE && w->quarantined && !w->hung) {
+    if ((cmd == RXQ_CMD_DONE || cmd == RXQ_CMD_DONES) && w->quarantined && !w->hung) {
         //  Its device thread came back: it can take work again.
         cmn_log_info ("worker %s (%s) reported again; quarantine lifted", w->id, w->name);
         w->quarantined = false;
@@ -1267,6 +1348,9 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
             break;
         case RXQ_CMD_DONE:
             s_on_done (self, w, body);
+            break;
+        case RXQ_CMD_DONES:
+            s_on_dones (self, w, identity, body);
             break;
         case RXQ_CMD_DISCONNECT:
             s_worker_dead (self, w, "disconnected");

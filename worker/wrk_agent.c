@@ -116,6 +116,10 @@ struct _wrk_agent_t {
     size_t handed;                  // leases handed to the device thread whose
                                     // DONE has not come back (S_HANDED_MAX)
     size_t withdrawn;               // of those, the ones answered already
+    bool broker_batches;            // the broker sent JOBS since our READY, so
+                                    // it takes DONES (6.6.2)
+    cmn_packbuf_t dones;            // DONE bodies waiting to go as one DONES
+    uint32_t ndones;                // how many dones holds
     int64_t last_sent_ms;           // monotonic ms of our last message to the broker
     int64_t last_heard_ms;          // monotonic ms of the broker's last message
     atomic_int stop_requested;      // set by wrk_agent_stop
@@ -390,6 +394,55 @@ s_send_packed (wrk_agent_t *self, int command, msgpack_sbuffer *sb)
     s_send (self, command, sb->data, sb->size);
 }
 
+
+//  Room in a DONES body for what surrounds its DONE maps.
+#define S_DONES_ENVELOPE 16
+
+//  Sends the DONE bodies collected in `dones`: one alone as DONE, more as
+//  one DONES (6.6.2).
+static void
+s_dones_flush (wrk_agent_t *self)
+{
+    if (self->ndones == 1)
+        s_send (self, RXQ_CMD_DONE, self->dones.sb.data, self->dones.sb.size);
+    else
+    if (self->ndones > 1) {
+        cmn_packbuf_t b;
+        cmn_packbuf_init (&b);
+        msgpack_pack_map (&b.pk, 1);
+        cmn_pack_key (&b.pk, "done");
+        msgpack_pack_array (&b.pk, self->ndones);
+        msgpack_sbuffer_write (&b.sb, self->dones.sb.data, self->dones.sb.size);
+        s_send_packed (self, RXQ_CMD_DONES, &b.sb);
+        msgpack_sbuffer_destroy (&b.sb);
+    }
+    self->dones.sb.size = 0;
+    self->ndones = 0;
+}
+
+//  A DONE body for the broker: sent at once to a broker that has not sent
+//  JOBS, else collected for the DONES that s_dones_flush sends when the
+//  main loop has read what was queued (or when the batch is full, or the
+//  next body would not fit in it).
+static void
+s_done_out (wrk_agent_t *self, const void *body, size_t size)
+{
+    if (!self->broker_batches) {
+        s_send (self, RXQ_CMD_DONE, body, size);
+        return;
+    }
+    if (self->ndones
+    &&  (self->ndones == RXQ_MAX_BATCH
+         || self->dones.sb.size + size + S_DONES_ENVELOPE > RXQ_MAX_BODY_BYTES))
+        s_dones_flush (self);
+    if (size + S_DONES_ENVELOPE > RXQ_MAX_BODY_BYTES) {
+        s_send (self, RXQ_CMD_DONE, body, size);
+        return;
+    }
+    msgpack_sbuffer_write (&self->dones.sb, body, size);
+    self->ndones++;
+}
+
 //  HEARTBEAT (6.2). While a job runs it carries `stalled_ms`, the time
 //  since the device thread last showed life (the job's start or its last
 //  progress report), so the broker can tell a hung device thread from a
@@ -430,7 +483,7 @@ s_send_ready (wrk_agent_t *self)
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
     size_t held = zlist_size (self->leases) - self->withdrawn;
-    msgpack_pack_map (&pk, 3 + (self->device_info.size > 0) + (self->tag_count > 0)
+    msgpack_pack_map (&pk, 4 + (self->device_info.size > 0) + (self->tag_count > 0)
                            + (held > 0) + (self->devctx.wcache != NULL));
     cmn_pack_kv_str (&pk, "name", self->name);
     cmn_pack_key (&pk, "kinds");
@@ -438,6 +491,8 @@ s_send_ready (wrk_agent_t *self)
     for (size_t i = 0; i < self->kind_count; i++)
         cmn_pack_cstr (&pk, self->kinds [i]);
     cmn_pack_kv_uint (&pk, "capacity", self->capacity);
+    //  6.3.1: leases in one JOBS, as many as the device thread is handed.
+    cmn_pack_kv_uint (&pk, "batch", S_HANDED_MAX);
     if (self->device_info.size) {
         cmn_pack_key (&pk, "device");
         msgpack_sbuffer_write (&sb, self->device_info.data, self->device_info.size);
@@ -573,6 +628,8 @@ s_connect (wrk_agent_t *self, cmn_err_t *err)
         return cmn_err_set (err, RXQ_E_INTERNAL, "cannot create a ZeroMQ socket: %s",
                             zmq_strerror (errno));
     zsock_set_linger (self->broker, 0);
+    //  A new registration: DONES only once this broker sends JOBS.
+    self->broker_batches = false;
     if (zsock_connect (self->broker, "%s", self->endpoint) == -1)
         return cmn_err_set (err, RXQ_E_INVAL, "cannot connect to broker endpoint '%s': %s",
                             self->endpoint, zmq_strerror (errno));
@@ -651,16 +708,15 @@ s_abort_lease (wrk_agent_t *self, s_lease_t *lease, int code, const char *why)
 //  so the message is dropped; after that, every JOB gets exactly one DONE,
 //  an error one if the lease cannot be run.
 static void
-s_on_job (wrk_agent_t *self, zframe_t *frame)
+s_on_job (wrk_agent_t *self, const void *data, size_t size)
 {
     s_lease_t *lease = calloc (1, sizeof *lease);
-    size_t size = zframe_size (frame);
-    if (!lease || !(lease->raw = malloc (size))) {
+    if (!lease || !(lease->raw = malloc (size ? size : 1))) {
         free (lease);
         s_drop (self, RXQ_CMD_JOB, "out of memory");
         return;
     }
-    memcpy (lease->raw, zframe_data (frame), size);
+    memcpy (lease->raw, data, size);
     cmn_err_t err;
     cmn_err_clear (&err);
     //  msgpack_unpack leaves strings pointing into raw, which the lease keeps.
@@ -777,6 +833,38 @@ s_on_job (wrk_agent_t *self, zframe_t *frame)
 }
 
 //  True when an ABORT reason means the deadline, not a cancel.
+//  JOBS (6.3.1): each element is taken as a JOB, in order; from now on
+//  this broker takes DONES (6.6.2).
+static void
+s_on_jobs (wrk_agent_t *self, zframe_t *frame)
+{
+    cmn_body_t body;
+    cmn_err_t err;
+    const msgpack_object *jobs = NULL;
+    if (cmn_body_decode (&body, zframe_data (frame), zframe_size (frame),
+                         &cmn_codec_limits_default, &err)) {
+        s_drop (self, RXQ_CMD_JOBS, "%s", err.msg);
+        return;
+    }
+    if (cmn_codec_get_array (&body.root, "jobs", &jobs, &err) != 0
+    ||  jobs->via.array.size == 0 || jobs->via.array.size > RXQ_MAX_BATCH)
+        s_drop (self, RXQ_CMD_JOBS, "%s", err.code ? err.msg
+                : "'jobs' must be an array of 1 to 256 JOB maps");
+    else {
+        self->broker_batches = true;
+        cmn_packbuf_t b;
+        cmn_packbuf_init (&b);
+        for (uint32_t i = 0; i < jobs->via.array.size; i++) {
+            //  Each JOB as its own body, as a lease keeps it.
+            b.sb.size = 0;
+            msgpack_pack_object (&b.pk, jobs->via.array.ptr [i]);
+            s_on_job (self, b.sb.data, b.sb.size);
+        }
+        msgpack_sbuffer_destroy (&b.sb);
+    }
+    cmn_body_free (&body);
+}
+
 static bool
 s_reason_is_deadline (const char *reason)
 {
@@ -965,7 +1053,10 @@ s_on_broker (wrk_agent_t *self)
     }
     else
     if (cmd == RXQ_CMD_JOB)
-        s_on_job (self, body_frame);
+        s_on_job (self, zframe_data (body_frame), zframe_size (body_frame));
+    else
+    if (cmd == RXQ_CMD_JOBS)
+        s_on_jobs (self, body_frame);
     else
     if (cmd == RXQ_CMD_ABORT || cmd == RXQ_CMD_DISCONNECT || cmd == RXQ_CMD_HEARTBEAT
     ||  cmd == RXQ_CMD_TUNING) {
@@ -1024,7 +1115,7 @@ s_on_device (wrk_agent_t *self, bool forward)
     else {
         assert (streq (command, "DONE"));
         if (forward)
-            s_send (self, RXQ_CMD_DONE, zframe_data (data), zframe_size (data));
+            s_done_out (self, zframe_data (data), zframe_size (data));
         zlist_remove (self->leases, lease);
         s_lease_destroy (&lease);
         self->handed--;
@@ -1089,6 +1180,7 @@ wrk_agent_new (const wrk_agent_config_t *cfg, wrk_device_t *device, cmn_err_t *e
     self->devctx.progress_ms = cfg->progress_ms ? cfg->progress_ms
                                                 : WRK_AGENT_PROGRESS_MS_DEFAULT;
     atomic_init (&self->devctx.beat_ms, 0);
+    cmn_packbuf_init (&self->dones);
     atomic_init (&self->stop_requested, 0);
     self->endpoint = strdup (cfg->endpoint);
     if (cfg->name)
@@ -1173,6 +1265,7 @@ wrk_agent_destroy (wrk_agent_t **self_p)
     free (self->tags);
     free (self->kinds);
     msgpack_sbuffer_destroy (&self->device_info);
+    msgpack_sbuffer_destroy (&self->dones.sb);
     free (self->name);
     free (self->endpoint);
     free (self);
@@ -1265,6 +1358,7 @@ wrk_agent_run (wrk_agent_t *self)
             do
                 s_on_device (self, true);
             while (++n < S_DRAIN_MAX && (zsock_events (self->actor) & ZMQ_POLLIN));
+            s_dones_flush (self);
         }
         else
         if (zpoller_terminated (self->poller) && errno == ETERM) {

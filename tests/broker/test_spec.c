@@ -207,6 +207,163 @@ Test (spec, s6_3_capacity_is_respected)
     zsock_destroy (&c);
 }
 
+//  A fake worker whose READY asks for JOBS of up to BATCH leases.
+static zsock_t *
+s_batch_worker (const char *name, uint64_t capacity, uint64_t batch)
+{
+    zsock_t *w = tst_dealer ();
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 4);
+    cmn_pack_kv_str (pk, "name", name);
+    cmn_pack_kv_uint (pk, "capacity", capacity);
+    cmn_pack_kv_uint (pk, "batch", batch);
+    cmn_pack_key (pk, "kinds");
+    msgpack_pack_array (pk, 1);
+    cmn_pack_cstr (pk, "noop");
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_READY, &b);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv (w, &r, 3000), 0, "no reply to READY");
+    cr_assert_eq (r.cmd, RXQ_CMD_HEARTBEAT);
+    tst_reply_free (&r);
+    return w;
+}
+
+//  Reads leases from W until COUNT have come or 1 s passes without one:
+//  ids and attempts into IDS/ATTEMPTS; *JOBS_MSGS counts the JOBS messages
+//  and *MOST the most leases one of them held. Returns the leases read.
+//  (Quickly: a fake worker sends no heartbeats, and after 300 ms of
+//  silence the broker declares it dead.)
+static int
+s_read_leases (zsock_t *w, int count, char (*ids) [64], uint64_t *attempts,
+               int *jobs_msgs, int *most)
+{
+    int n = 0;
+    *jobs_msgs = *most = 0;
+    tst_reply_t r;
+    while (n < count && tst_recv_skip_hb (w, &r, 1000) == 0) {
+        if (r.cmd == RXQ_CMD_JOB) {
+            cmn_codec_get_cstr (&r.body.root, "id", ids [n], 64, NULL);
+            cmn_codec_get_uint (&r.body.root, "attempt", &attempts [n], NULL);
+            n++;
+        }
+        else {
+            cr_assert_eq (r.cmd, RXQ_CMD_JOBS, "got command 0x%02x", r.cmd);
+            const msgpack_object *jobs = NULL;
+            cr_assert_eq (cmn_codec_get_array (&r.body.root, "jobs", &jobs, NULL), 0);
+            (*jobs_msgs)++;
+            if ((int) jobs->via.array.size > *most)
+                *most = (int) jobs->via.array.size;
+            for (uint32_t i = 0; i < jobs->via.array.size; i++) {
+                cr_assert_lt (n, count, "more leases than asked for");
+                const msgpack_object *j = &jobs->via.array.ptr [i];
+                cr_assert_eq (cmn_codec_get_cstr (j, "id", ids [n], 64, NULL), 0);
+                cr_assert_eq (cmn_codec_get_uint (j, "attempt", &attempts [n], NULL), 0);
+                n++;
+            }
+        }
+        tst_reply_free (&r);
+    }
+    return n;
+}
+
+Test (spec, s6_3_1_jobs_batches_leases_within_batch_and_capacity)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64];
+    for (int i = 0; i < 10; i++)
+        tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = s_batch_worker ("wb", 7, 4);
+    char ids [16][64];
+    uint64_t attempts [16];
+    int msgs, most;
+    int n = s_read_leases (w, 7, ids, attempts, &msgs, &most);
+    //  Each was persisted as leased before it was sent (6.3).
+    for (int i = 0; i < n; i++) {
+        char state [16];
+        tst_redis_state (ids [i], state);
+        cr_assert_str_eq (state, "leased");
+    }
+    cr_assert_eq (n, 7, "capacity 7: %d leases", n);
+    cr_assert_geq (msgs, 2, "7 leases in JOBS of at most 4");
+    cr_assert_eq (most, 4, "JOBS never above the worker's batch");
+    tst_reply_t r;
+    cr_assert_neq (tst_recv_skip_hb (w, &r, 100), 0, "a lease beyond capacity 7");
+    //  A worker that did not ask for batches gets JOB (tst_expect_job
+    //  asserts the command).
+    zsock_t *plain = tst_worker ("wp", "noop", 3);
+    char jid [64];
+    uint64_t attempt;
+    tst_expect_job (plain, jid, sizeof jid, &attempt);
+    zsock_destroy (&plain);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_6_2_dones_ends_each_job_and_drops_bad_elements)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64];
+    for (int i = 0; i < 3; i++)
+        tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = s_batch_worker ("wb", 3, 8);
+    char ids [4][64];
+    uint64_t attempts [4];
+    int msgs, most;
+    cr_assert_eq (s_read_leases (w, 3, ids, attempts, &msgs, &most), 3);
+    //  DONES: job 0 succeeds, a stale attempt of job 1, a number, job 2
+    //  fails without retry.
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 1);
+    cmn_pack_key (pk, "done");
+    msgpack_pack_array (pk, 4);
+    msgpack_pack_map (pk, 4);
+    cmn_pack_kv_str (pk, "id", ids [0]);
+    cmn_pack_kv_uint (pk, "attempt", attempts [0]);
+    cmn_pack_kv_bool (pk, "ok", true);
+    cmn_pack_key (pk, "result");
+    msgpack_pack_map (pk, 1);
+    cmn_pack_kv_uint (pk, "answer", 42);
+    msgpack_pack_map (pk, 3);
+    cmn_pack_kv_str (pk, "id", ids [1]);
+    cmn_pack_kv_uint (pk, "attempt", attempts [1] + 7);
+    cmn_pack_kv_bool (pk, "ok", true);
+    msgpack_pack_uint8 (pk, 5);
+    msgpack_pack_map (pk, 5);
+    cmn_pack_kv_str (pk, "id", ids [2]);
+    cmn_pack_kv_uint (pk, "attempt", attempts [2]);
+    cmn_pack_kv_bool (pk, "ok", false);
+    cmn_pack_kv_bool (pk, "retry", false);
+    cmn_pack_key (pk, "error");
+    msgpack_pack_map (pk, 2);
+    cmn_pack_kv_uint (pk, "code", RXQ_E_PARAM);
+    cmn_pack_kv_str (pk, "message", "bad");
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_DONES, &b);
+    //  An empty DONES and one without `done`: invalid, dropped.
+    pk = tst_body_begin (&b, 1);
+    cmn_pack_key (pk, "done");
+    msgpack_pack_array (pk, 0);
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_DONES, &b);
+    pk = tst_body_begin (&b, 1);
+    cmn_pack_kv_uint (pk, "x", 1);
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_DONES, &b);
+    tst_pump (200);
+    char state [16];
+    tst_redis_state (ids [0], state);
+    cr_assert_str_eq (state, "succeeded");
+    tst_redis_state (ids [1], state);
+    cr_assert_str_eq (state, "leased", "a stale element is refused");
+    tst_redis_state (ids [2], state);
+    cr_assert_str_eq (state, "failed");
+    cr_assert_geq (brk_broker_stats (tst_broker)->invalid_dropped, 3);
+    //  The broker still serves the worker: the current DONE of job 1.
+    tst_done (w, ids [1], attempts [1], true, 0, true);
+    tst_pump (200);
+    tst_redis_state (ids [1], state);
+    cr_assert_str_eq (state, "succeeded");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
 Test (spec, s6_6_done_records_result_once_and_refuses_stale)
 {
     zsock_t *c = tst_dealer ();
