@@ -783,11 +783,7 @@ s_batch_flush (brk_broker_t *self, s_worker_t *w)
     if (!w->npending)
         return;
     cmn_packbuf_t b;
-    cmn_packbuf_init (&b);
-    msgpack_pack_map (&b.pk, 1);
-    cmn_pack_key (&b.pk, "jobs");
-    msgpack_pack_array (&b.pk, w->npending);
-    msgpack_sbuffer_write (&b.sb, w->pending.sb.data, w->pending.sb.size);
+    cmn_pack_batch (&b, "jobs", w->npending, w->pending.sb.data, w->pending.sb.size);
     s_worker_send (self, w, RXQ_CMD_JOBS, &b, true);
     w->pending.sb.size = 0;
     w->npending = 0;
@@ -1657,6 +1653,22 @@ s_eid_after (const char *a, const char *b)
     return ae > be || (ae == be && an > bn);
 }
 
+//  Sends a stored event (EV, LEN bytes of packed map) of JOB to a WATCH as
+//  PARTIAL {req, id, event}.
+static void
+s_replay_event (brk_broker_t *self, zframe_t *identity, uint64_t req, brk_job_t *job,
+                const char *ev, size_t len)
+{
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
+    msgpack_pack_map (&b.pk, 3);
+    cmn_pack_kv_uint (&b.pk, "req", req);
+    cmn_pack_kv_str (&b.pk, "id", job->id);
+    cmn_pack_key (&b.pk, "event");
+    msgpack_sbuffer_write (&b.sb, ev, len);
+    s_send_now (self, s_msg (identity, RXQ_PROTO_CLIENT, RXQ_CMD_PARTIAL, &b));
+}
+
 static void
 s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_object *body)
 {
@@ -1686,14 +1698,7 @@ s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_
     for (size_t i = 0; i < job->nevents; i++) {
         if (strcmp (since, "-") != 0 && !s_eid_after (job->events [i].eid, since))
             continue;
-        cmn_packbuf_t b;
-        cmn_packbuf_init (&b);
-        msgpack_pack_map (&b.pk, 3);
-        cmn_pack_kv_uint (&b.pk, "req", req);
-        cmn_pack_kv_str (&b.pk, "id", job->id);
-        cmn_pack_key (&b.pk, "event");
-        msgpack_sbuffer_write (&b.sb, job->events [i].data, job->events [i].len);
-        s_send_now (self, s_msg (identity, RXQ_PROTO_CLIENT, RXQ_CMD_PARTIAL, &b));
+        s_replay_event (self, identity, req, job, job->events [i].data, job->events [i].len);
     }
     if (synced && job->streamed) {
         snprintf (range_start, sizeof range_start, "%s%s",
@@ -1709,14 +1714,7 @@ s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_
             if (v->type != REDIS_REPLY_STRING
             ||  cmn_codec_check (v->str, v->len, &cmn_codec_limits_default, NULL))
                 continue;
-            cmn_packbuf_t b;
-            cmn_packbuf_init (&b);
-            msgpack_pack_map (&b.pk, 3);
-            cmn_pack_kv_uint (&b.pk, "req", req);
-            cmn_pack_kv_str (&b.pk, "id", job->id);
-            cmn_pack_key (&b.pk, "event");
-            msgpack_sbuffer_write (&b.sb, v->str, v->len);
-            s_send_now (self, s_msg (identity, RXQ_PROTO_CLIENT, RXQ_CMD_PARTIAL, &b));
+            s_replay_event (self, identity, req, job, v->str, v->len);
         }
         if (r)
             freeReplyObject (r);

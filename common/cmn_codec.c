@@ -557,3 +557,15 @@ cmn_packbuf_init (cmn_packbuf_t *self)
     msgpack_sbuffer_init (&self->sb);
     msgpack_packer_init (&self->pk, &self->sb, s_packbuf_write);
 }
+
+void
+cmn_pack_batch (cmn_packbuf_t *b, const char *key, uint32_t n, const void *items, size_t len)
+{
+    assert (b && key && (items || !len));
+    cmn_packbuf_init (b);
+    msgpack_pack_map (&b->pk, 1);
+    cmn_pack_key (&b->pk, key);
+    msgpack_pack_array (&b->pk, n);
+    if (len)
+        msgpack_sbuffer_write (&b->sb, items, len);
+}

@@ -408,11 +408,7 @@ s_dones_flush (wrk_agent_t *self)
     else
     if (self->ndones > 1) {
         cmn_packbuf_t b;
-        cmn_packbuf_init (&b);
-        msgpack_pack_map (&b.pk, 1);
-        cmn_pack_key (&b.pk, "done");
-        msgpack_pack_array (&b.pk, self->ndones);
-        msgpack_sbuffer_write (&b.sb, self->dones.sb.data, self->dones.sb.size);
+        cmn_pack_batch (&b, "done", self->ndones, self->dones.sb.data, self->dones.sb.size);
         s_send_packed (self, RXQ_CMD_DONES, &b.sb);
         msgpack_sbuffer_destroy (&b.sb);
     }

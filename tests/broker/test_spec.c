@@ -207,27 +207,6 @@ Test (spec, s6_3_capacity_is_respected)
     zsock_destroy (&c);
 }
 
-//  A fake worker whose READY asks for JOBS of up to BATCH leases.
-static zsock_t *
-s_batch_worker (const char *name, uint64_t capacity, uint64_t batch)
-{
-    zsock_t *w = tst_dealer ();
-    tst_body_t b;
-    msgpack_packer *pk = tst_body_begin (&b, 4);
-    cmn_pack_kv_str (pk, "name", name);
-    cmn_pack_kv_uint (pk, "capacity", capacity);
-    cmn_pack_kv_uint (pk, "batch", batch);
-    cmn_pack_key (pk, "kinds");
-    msgpack_pack_array (pk, 1);
-    cmn_pack_cstr (pk, "noop");
-    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_READY, &b);
-    tst_reply_t r;
-    cr_assert_eq (tst_recv (w, &r, 3000), 0, "no reply to READY");
-    cr_assert_eq (r.cmd, RXQ_CMD_HEARTBEAT);
-    tst_reply_free (&r);
-    return w;
-}
-
 //  Reads leases from W until COUNT have come or 1 s passes without one:
 //  ids and attempts into IDS/ATTEMPTS; *JOBS_MSGS counts the JOBS messages
 //  and *MOST the most leases one of them held. Returns the leases read.
@@ -272,7 +251,7 @@ Test (spec, s6_3_1_jobs_batches_leases_within_batch_and_capacity)
     char id [64];
     for (int i = 0; i < 10; i++)
         tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
-    zsock_t *w = s_batch_worker ("wb", 7, 4);
+    zsock_t *w = tst_worker_batch ("wb", "noop", 7, 4);
     char ids [16][64];
     uint64_t attempts [16];
     int msgs, most;
@@ -305,7 +284,7 @@ Test (spec, s6_6_2_dones_ends_each_job_and_drops_bad_elements)
     char id [64];
     for (int i = 0; i < 3; i++)
         tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
-    zsock_t *w = s_batch_worker ("wb", 3, 8);
+    zsock_t *w = tst_worker_batch ("wb", "noop", 3, 8);
     char ids [4][64];
     uint64_t attempts [4];
     int msgs, most;
