@@ -1240,10 +1240,6 @@ s_on_done (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
     s_touch (self, job);
 }
 
-//  HEARTBEAT from a worker (6.2, 6.6.1): `stalled_ms` over the hang limit
-//  means its device thread has shown no life for that long (a kernel that
-//  never returns): its leases go back to the queue and it is quarantined
-//  until its device thread beats again.
 //  DONES (6.6.2): each element is handled as a DONE, in order; one that is
 //  not a map is dropped as an invalid DONE would be, and the rest count.
 static void
@@ -1271,6 +1267,10 @@ s_on_dones (brk_broker_t *self, s_worker_t *w, zframe_t *identity, const msgpack
     }
 }
 
+//  HEARTBEAT from a worker (6.2, 6.6.1): `stalled_ms` over the hang limit
+//  means its device thread has shown no life for that long (a kernel that
+//  never returns): its leases go back to the queue and it is quarantined
+//  until its device thread beats again.
 static void
 s_on_heartbeat (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
 {
