@@ -517,6 +517,9 @@ s_send_ready (wrk_agent_t *self)
     }
     s_send_packed (self, RXQ_CMD_READY, &sb);
     msgpack_sbuffer_destroy (&sb);
+    //  A new registration (6.6.2): DONE, not DONES, until this broker has
+    //  sent JOBS again; it may be another broker, or an older one.
+    self->broker_batches = false;
     cmn_log_debug ("READY sent to broker %s as '%s' (%zu lease%s held)",
                    self->endpoint, self->name, held, held == 1 ? "" : "s");
 }
@@ -624,8 +627,6 @@ s_connect (wrk_agent_t *self, cmn_err_t *err)
         return cmn_err_set (err, RXQ_E_INTERNAL, "cannot create a ZeroMQ socket: %s",
                             zmq_strerror (errno));
     zsock_set_linger (self->broker, 0);
-    //  A new registration: DONES only once this broker sends JOBS.
-    self->broker_batches = false;
     if (zsock_connect (self->broker, "%s", self->endpoint) == -1)
         return cmn_err_set (err, RXQ_E_INVAL, "cannot connect to broker endpoint '%s': %s",
                             self->endpoint, zmq_strerror (errno));

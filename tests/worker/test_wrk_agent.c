@@ -796,6 +796,34 @@ Test (wrk_agent, jobs_6_3_1_each_runs_once_and_done_comes_back_batched)
     cr_assert_not (s_expect (RXQ_CMD_DONE, 300, &m), "a lease was answered twice");
 }
 
+//  Regression: a worker re-registering (DISCONNECT, then READY) kept
+//  sending DONES to a broker that had not sent it JOBS since, which an
+//  older broker would drop. After READY it sends DONE until JOBS again.
+Test (wrk_agent, dones_6_6_2_not_after_a_new_ready_until_jobs)
+{
+    enum { N = 30 };
+    wrk_agent_config_t cfg = { .name = "test-worker", .capacity = N };
+    msg_t m;
+    s_start (&cfg, &m);
+    s_msg_free (&m);
+    s_jobs (N, -1);
+    bool seen [N] = { false };
+    int dones;
+    s_expect_results (N, N, seen, &dones);
+    cr_assert_gt (dones, 0);
+    s_disconnect (RXQ_PROTO_WORKER, "worker is not registered");
+    cr_assert (s_expect (RXQ_CMD_READY, 1000, &m), "no READY after DISCONNECT");
+    s_msg_free (&m);
+    for (int i = 0; i < N; i++) {
+        char id [16];
+        snprintf (id, sizeof id, "b%d", i);
+        s_job (id, 2, "noop", 0, NULL, 0);
+    }
+    memset (seen, 0, sizeof seen);
+    s_expect_results (N, N, seen, &dones);
+    cr_assert_eq (dones, 0, "DONES to a broker that sent no JOBS since READY");
+}
+
 Test (wrk_agent, jobs_6_3_1_invalid_element_dropped_the_rest_run)
 {
     wrk_agent_config_t cfg = { .name = "test-worker", .capacity = 8 };
