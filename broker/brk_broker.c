@@ -54,6 +54,11 @@ typedef struct {
                                 // deadline, or its device thread hung
     bool hung;                  // quarantined for a stalled device thread;
                                 // lifted when a heartbeat says it beats
+    uint64_t batch;             // most leases it takes in one JOBS (6.3.1);
+                                // 0 or 1: JOB only
+    cmn_packbuf_t pending;      // JOB maps of this turn's leases to it, for
+                                // its next JOBS (empty outside s_dispatch)
+    uint32_t npending;          // how many maps pending holds
     zlist_t *zombies;           // "id#attempt" of leases it still runs that
                                 // are no longer valid (aborted, or taken
                                 // from it); they use its capacity until
@@ -232,15 +237,15 @@ s_invalid (brk_broker_t *self, zframe_t *identity, const char *what, const char 
 
 //  Marks JOB as changed in this batch. Its record is written once, at the
 //  flush, with whatever state it has reached by then: a job submitted and
-//  leased in the same batch costs one HSET and one ZADD, not two of each.
-//  Its events are already in the pipeline ahead of that write; a broker
-//  that dies half-way through writing a batch may so leave an event whose
-//  state change is not in the job's hash, and recovery then treats the job
-//  by the hash (requeueing a lease, say), which is the safe side.
+//  leased in the same batch costs one record in the batch's MSET and one
+//  ZADD member, not two of each. Events that went to its stream are
+//  already in the pipeline ahead of that write; a broker that dies
+//  half-way through writing a batch may so leave an event whose state
+//  change is not in the job's record, and recovery then treats the job by
+//  the record (requeueing a lease, say), which is the safe side.
 static void
-s_touch (brk_broker_t *self, brk_job_t *job, bool with_params)
+s_touch (brk_broker_t *self, brk_job_t *job)
 {
-    job->batch_params |= with_params;
     if (!job->in_batch) {
         job->in_batch = true;
         zlist_append (self->touched, job);
@@ -251,14 +256,49 @@ s_touch (brk_broker_t *self, brk_job_t *job, bool with_params)
 static void
 s_write_touched (brk_broker_t *self)
 {
-    for (brk_job_t *job = zlist_first (self->touched); job; job = zlist_next (self->touched)) {
-        brk_job_persist (job, self->store, self->prefix, job->batch_params, self->sets);
-        job->batch_params = false;
-    }
+    for (brk_job_t *job = zlist_first (self->touched); job; job = zlist_next (self->touched))
+        brk_job_persist (job, self->store, self->prefix, self->sets);
     brk_sets_append (self->sets, self->store, self->prefix);
 }
 
-//  Records event TYPE for JOB: appended to its Redis stream and sent as a
+//  Appends event EV (packed, with id EID) of JOB to its stream.
+static void
+s_stream_event (brk_broker_t *self, brk_job_t *job, const char *eid, const char *ev,
+                size_t len)
+{
+    char key [256];
+    snprintf (key, sizeof key, "%sevents:%s", self->prefix, job->id);
+    const char *argv [] = { "XADD", key, "MAXLEN", "~", EVENTS_MAXLEN, eid, "e", ev };
+    size_t lens [] = { 4, strlen (key), 6, 1, strlen (EVENTS_MAXLEN), strlen (eid), 1, len };
+    brk_store_appendv (self->store, 8, argv, lens);
+}
+
+//  Stores event EV of JOB (docs/redis.md): in its record while the record
+//  keeps its events and EV is not `progress` (which can be many and
+//  large); else in its stream, the record's events moved there first.
+//  The move starts the stream afresh (DEL), so a move written by a broker
+//  that died before writing the record that says so is simply redone.
+static void
+s_store_event (brk_broker_t *self, brk_job_t *job, bool progress, const char *eid,
+               const char *ev, size_t len)
+{
+    if (!job->streamed) {
+        if (!progress && brk_job_keep_event (job, eid, ev, len) == 0) {
+            s_touch (self, job);
+            return;
+        }
+        brk_store_append (self->store, "DEL %sevents:%s", self->prefix, job->id);
+        for (size_t i = 0; i < job->nevents; i++)
+            s_stream_event (self, job, job->events [i].eid, job->events [i].data,
+                            job->events [i].len);
+        brk_job_drop_events (job);
+        job->streamed = true;
+        s_touch (self, job);
+    }
+    s_stream_event (self, job, eid, ev, len);
+}
+
+//  Records event TYPE for JOB: stored in Redis (s_store_event) and sent as a
 //  PARTIAL to watchers that asked for events. EXTRA holds N more key/value
 //  pairs already packed (may be NULL).
 static void
@@ -275,11 +315,7 @@ s_event (brk_broker_t *self, brk_job_t *job, const char *type, const cmn_packbuf
     cmn_pack_kv_uint (&ev.pk, "ms", (uint64_t) s_unix_ms ());
     if (extra && n)
         msgpack_sbuffer_write (&ev.sb, extra->sb.data, extra->sb.size);
-    char key [256];
-    snprintf (key, sizeof key, "%sevents:%s", self->prefix, job->id);
-    const char *argv [] = { "XADD", key, "MAXLEN", "~", EVENTS_MAXLEN, eid, "e", ev.sb.data };
-    size_t lens [] = { 4, strlen (key), 6, 1, strlen (EVENTS_MAXLEN), strlen (eid), 1, ev.sb.size };
-    brk_store_appendv (self->store, 8, argv, lens);
+    s_store_event (self, job, strcmp (type, "progress") == 0, eid, ev.sb.data, ev.sb.size);
     if (job->watchers) {
         for (brk_watcher_t *w = zlist_first (job->watchers); w; w = zlist_next (job->watchers)) {
             if (!w->events)
@@ -342,7 +378,7 @@ s_requeue (brk_broker_t *self, brk_job_t *job, const char *reason)
     snprintf (job->reason, sizeof job->reason, "%s", reason);
     s_queue_job (self, job);
     s_event_str (self, job, "requeued", "reason", reason);
-    s_touch (self, job, false);
+    s_touch (self, job);
     self->stats.requeued++;
 }
 
@@ -361,7 +397,7 @@ s_finish (brk_broker_t *self, brk_job_t *job, brk_state_t state)
         s_event (self, job, "cancelled", NULL, 0);
     else
         s_event_error (self, job, brk_state_name (state));
-    s_touch (self, job, false);
+    s_touch (self, job);
     self->stats.completed++;
 }
 
@@ -581,7 +617,7 @@ s_farm_write (brk_broker_t *self, brk_job_t *job)
 static void
 s_rewrite (brk_broker_t *self, brk_job_t *job)
 {
-    s_touch (self, job, true);
+    s_touch (self, job);
     s_farm_write (self, job);
 }
 
@@ -628,6 +664,7 @@ s_worker_free (void **item)
         zlist_destroy (&w->zombies);
         free (w->device);
         free (w->tags);
+        msgpack_sbuffer_destroy (&w->pending.sb);
         brk_caps_free (&w->caps);
         free (w);
         *item = NULL;
@@ -736,6 +773,40 @@ s_explain_wait (brk_broker_t *self, brk_job_t *job)
 }
 
 //  Leases JOB to W (6.3): persisted before the JOB is sent.
+//  Room in a JOBS body for what surrounds its JOB maps.
+#define JOBS_ENVELOPE 16
+
+//  Queues W's pending JOB maps as one JOBS (6.3.1) in the batch's outbox.
+static void
+s_batch_flush (brk_broker_t *self, s_worker_t *w)
+{
+    if (!w->npending)
+        return;
+    cmn_packbuf_t b;
+    cmn_pack_batch (&b, "jobs", w->npending, w->pending.sb.data, w->pending.sb.size);
+    s_worker_send (self, w, RXQ_CMD_JOBS, &b, true);
+    w->pending.sb.size = 0;
+    w->npending = 0;
+}
+
+//  Adds the JOB body B (freed here) to W's next JOBS, which goes out when
+//  it holds W's `batch` leases, at the end of s_dispatch, or before it
+//  would outgrow a body; a JOB too large to share a body goes alone.
+static void
+s_batch_job (brk_broker_t *self, s_worker_t *w, cmn_packbuf_t *b)
+{
+    if (w->npending && w->pending.sb.size + b->sb.size + JOBS_ENVELOPE > RXQ_MAX_BODY_BYTES)
+        s_batch_flush (self, w);
+    if (b->sb.size + JOBS_ENVELOPE > RXQ_MAX_BODY_BYTES) {
+        s_worker_send (self, w, RXQ_CMD_JOB, b, true);
+        return;
+    }
+    msgpack_sbuffer_write (&w->pending.sb, b->sb.data, b->sb.size);
+    msgpack_sbuffer_destroy (&b->sb);
+    if (++w->npending >= w->batch)
+        s_batch_flush (self, w);
+}
+
 static void
 s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
 {
@@ -753,7 +824,7 @@ s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
     cmn_pack_kv_uint (&x.pk, "attempt", job->attempt);
     s_event (self, job, "leased", &x, 2);
     msgpack_sbuffer_destroy (&x.sb);
-    s_touch (self, job, false);
+    s_touch (self, job);
 
     cmn_packbuf_t b;
     cmn_packbuf_init (&b);
@@ -767,7 +838,10 @@ s_lease (brk_broker_t *self, s_worker_t *w, brk_job_t *job)
     else
         msgpack_pack_map (&b.pk, 0);
     cmn_pack_kv_uint (&b.pk, "timeout_ms", job->timeout_ms);
-    s_worker_send (self, w, RXQ_CMD_JOB, &b, true);
+    if (w->batch > 1)
+        s_batch_job (self, w, &b);
+    else
+        s_worker_send (self, w, RXQ_CMD_JOB, &b, true);
 
     s_pending_lease_t *l = calloc (1, sizeof *l);
     if (l) {
@@ -851,6 +925,10 @@ s_dispatch (brk_broker_t *self)
             }
         }
     }
+    //  Leases are sent in JOBS of up to a worker's `batch`: what is left
+    //  goes now, with the batch.
+    for (i = 0; i < n; i++)
+        s_batch_flush (self, ws [i]);
     free (ws);
 }
 
@@ -905,7 +983,7 @@ s_reclaim (brk_broker_t *self, s_worker_t *w, const msgpack_object *jobs)
             snprintf (job->worker_name, sizeof job->worker_name, "%s", w->name);
             zlist_append (w->jobs, job);
             s_event_str (self, job, "reclaimed", "worker", w->name);
-            s_touch (self, job, false);
+            s_touch (self, job);
             cmn_log_info ("worker %s reclaimed job %s attempt %" PRIu64, w->name, id, attempt);
         }
         else {
@@ -959,10 +1037,11 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
     cmn_err_t err = { 0 };
     const msgpack_object *kinds = NULL, *device = NULL, *tags = NULL, *jobs = NULL;
     char name [128] = "";
-    uint64_t capacity = 1;
+    uint64_t capacity = 1, batch = 0;
     if (cmn_codec_get_cstr (body, "name", name, sizeof name, &err) != 0
     ||  cmn_codec_get_array (body, "kinds", &kinds, &err) != 0
     ||  cmn_codec_get_uint (body, "capacity", &capacity, &err) < 0
+    ||  cmn_codec_get_uint (body, "batch", &batch, &err) < 0
     ||  cmn_codec_get_map (body, "device", &device, &err) < 0
     ||  cmn_codec_get_array (body, "tags", &tags, &err) < 0
     ||  cmn_codec_get_array (body, "jobs", &jobs, &err) < 0) {
@@ -984,6 +1063,8 @@ s_on_ready (brk_broker_t *self, zframe_t *identity, const char *hex, const msgpa
     if (old)
         s_reregister (self, old, w, jobs);
     w->capacity = capacity < 1 ? 1 : capacity > CAPACITY_MAX ? CAPACITY_MAX : capacity;
+    w->batch = batch > RXQ_MAX_BATCH ? RXQ_MAX_BATCH : batch;
+    cmn_packbuf_init (&w->pending);
     w->kinds = calloc (kinds->via.array.size + 1, sizeof (char *));
     for (uint32_t i = 0; w->kinds && i < kinds->via.array.size; i++) {
         const msgpack_object *k = &kinds->via.array.ptr [i];
@@ -1156,7 +1237,34 @@ s_on_done (brk_broker_t *self, s_worker_t *w, const msgpack_object *body)
               " ms", job->attempt, delay);
     zlist_append (self->delayed, job);
     s_event_error (self, job, "retrying");
-    s_touch (self, job, false);
+    s_touch (self, job);
+}
+
+//  DONES (6.6.2): each element is handled as a DONE, in order; one that is
+//  not a map is dropped as an invalid DONE would be, and the rest count.
+static void
+s_on_dones (brk_broker_t *self, s_worker_t *w, zframe_t *identity, const msgpack_object *body)
+{
+    const msgpack_object *done = NULL;
+    cmn_err_t err = { 0 };
+    if (cmn_codec_get_array (body, "done", &done, &err) != 0
+    ||  done->via.array.size == 0 || done->via.array.size > RXQ_MAX_BATCH) {
+        s_invalid (self, identity, "DONES",
+                   err.code ? err.msg : "'done' must be an array of 1 to 256 DONE maps");
+        return;
+    }
+    for (uint32_t i = 0; i < done->via.array.size; i++) {
+        const msgpack_object *d = &done->via.array.ptr [i];
+        if (d->type != MSGPACK_OBJECT_MAP) {
+            s_invalid (self, identity, "DONES", "an element of 'done' is not a map");
+            continue;
+        }
+        //  6.10: a DONE may say what its weight cache holds now.
+        const msgpack_object *weights = cmn_codec_find (d, "weights");
+        if (weights)
+            brk_weights_parse (&w->weights, weights, NULL);
+        s_on_done (self, w, d);
+    }
 }
 
 //  HEARTBEAT from a worker (6.2, 6.6.1): `stalled_ms` over the hang limit
@@ -1207,7 +1315,7 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
     if (!w) {
         //  A result from a worker declared dead is from a stale lease by
         //  definition: its jobs went back to the queue (6.4, 6.6).
-        if (cmd == RXQ_CMD_DONE || cmd == RXQ_CMD_PROGRESS) {
+        if (cmd == RXQ_CMD_DONE || cmd == RXQ_CMD_DONES || cmd == RXQ_CMD_PROGRESS) {
             self->stats.stale_refused++;
             cmn_log_warn ("refused %s from unregistered worker %s: stale lease",
                           cmn_proto_command_name (cmd), hex);
@@ -1222,7 +1330,7 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
     const msgpack_object *weights = cmn_codec_find (body, "weights");
     if (weights && (cmd == RXQ_CMD_HEARTBEAT || cmd == RXQ_CMD_DONE))
         brk_weights_parse (&w->weights, weights, NULL);
-    if (cmd == RXQ_CMD_DONE && w->quarantined && !w->hung) {
+    if ((cmd == RXQ_CMD_DONE || cmd == RXQ_CMD_DONES) && w->quarantined && !w->hung) {
         //  Its device thread came back: it can take work again.
         cmn_log_info ("worker %s (%s) reported again; quarantine lifted", w->id, w->name);
         w->quarantined = false;
@@ -1236,6 +1344,9 @@ s_on_worker (brk_broker_t *self, zframe_t *identity, const char *hex, int cmd,
             break;
         case RXQ_CMD_DONE:
             s_on_done (self, w, body);
+            break;
+        case RXQ_CMD_DONES:
+            s_on_dones (self, w, identity, body);
             break;
         case RXQ_CMD_DISCONNECT:
             s_worker_dead (self, w, "disconnected");
@@ -1258,7 +1369,7 @@ s_load_job (brk_broker_t *self, const char *id, cmn_err_t *err)
         cmn_err_set (err, RXQ_E_UNAVAILABLE, "Redis is unavailable; cannot read job %s", id);
         return NULL;
     }
-    redisReply *r = brk_store_command (self->store, "HGETALL %sjob:%s", self->prefix, id);
+    redisReply *r = brk_store_command (self->store, "GET %sjob:%s", self->prefix, id);
     if (!r) {
         cmn_err_set (err, RXQ_E_UNAVAILABLE, "%s", brk_store_error (self->store)->msg);
         if (!brk_store_ok (self->store))
@@ -1266,11 +1377,12 @@ s_load_job (brk_broker_t *self, const char *id, cmn_err_t *err)
         return NULL;
     }
     brk_job_t *job = NULL;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 0)
+    if (r->type == REDIS_REPLY_NIL)
         cmn_err_set (err, RXQ_E_NOTFOUND, "no job with id '%s'", id);
     else {
         job = brk_job_new ();
-        if (job && brk_job_load (job, r) != 0) {
+        if (job && (r->type != REDIS_REPLY_STRING
+                ||  brk_job_load (job, r->str, r->len) != 0)) {
             brk_job_destroy (&job);
             cmn_err_set (err, RXQ_E_REDIS_REPLY, "job %s is malformed in Redis", id);
         }
@@ -1492,7 +1604,7 @@ s_on_submit (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
     zhashx_insert (self->jobs, job->id, job);
     s_queue_job (self, job);
     s_explain_wait (self, job);
-    s_touch (self, job, true);
+    s_touch (self, job);
     s_event (self, job, "accepted", NULL, 0);
     ack->job = job;
     ack->identity = zframe_dup (identity);
@@ -1524,6 +1636,39 @@ s_on_status (brk_broker_t *self, zframe_t *identity, uint64_t req,
     brk_job_destroy (&temp);
 }
 
+//  True when event id A ("<epoch>-<n>") comes after event id B, in the
+//  order of stream ids; B may be a bare "<epoch>" (as XRANGE allows). An
+//  id that does not parse comes first.
+static bool
+s_eid_after (const char *a, const char *b)
+{
+    unsigned long long ae = 0, an = 0, be = 0, bn = 0;
+    if (sscanf (a, "%llu-%llu", &ae, &an) != 2)
+        return false;
+    int nb = sscanf (b, "%llu-%llu", &be, &bn);
+    if (nb < 1)
+        return true;
+    if (nb == 1)
+        bn = 0;
+    return ae > be || (ae == be && an > bn);
+}
+
+//  Sends a stored event (EV, LEN bytes of packed map) of JOB to a WATCH as
+//  PARTIAL {req, id, event}.
+static void
+s_replay_event (brk_broker_t *self, zframe_t *identity, uint64_t req, brk_job_t *job,
+                const char *ev, size_t len)
+{
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
+    msgpack_pack_map (&b.pk, 3);
+    cmn_pack_kv_uint (&b.pk, "req", req);
+    cmn_pack_kv_str (&b.pk, "id", job->id);
+    cmn_pack_key (&b.pk, "event");
+    msgpack_sbuffer_write (&b.sb, ev, len);
+    s_send_now (self, s_msg (identity, RXQ_PROTO_CLIENT, RXQ_CMD_PARTIAL, &b));
+}
+
 static void
 s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_object *body)
 {
@@ -1548,8 +1693,14 @@ s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_
     brk_job_t *job = s_request_job (self, identity, req, body, &temp);
     if (!job)
         return;
-    //  Replay stored events after SINCE (exclusive), then stream live ones.
-    if (synced) {
+    //  Replay stored events after SINCE (exclusive), then stream live ones:
+    //  those kept in the record, or those in the stream (never both).
+    for (size_t i = 0; i < job->nevents; i++) {
+        if (strcmp (since, "-") != 0 && !s_eid_after (job->events [i].eid, since))
+            continue;
+        s_replay_event (self, identity, req, job, job->events [i].data, job->events [i].len);
+    }
+    if (synced && job->streamed) {
         snprintf (range_start, sizeof range_start, "%s%s",
                   strcmp (since, "-") == 0 ? "" : "(", since);
         redisReply *r = brk_store_command (self->store, "XRANGE %sevents:%s %s + COUNT 10000",
@@ -1563,14 +1714,7 @@ s_on_watch (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack_
             if (v->type != REDIS_REPLY_STRING
             ||  cmn_codec_check (v->str, v->len, &cmn_codec_limits_default, NULL))
                 continue;
-            cmn_packbuf_t b;
-            cmn_packbuf_init (&b);
-            msgpack_pack_map (&b.pk, 3);
-            cmn_pack_kv_uint (&b.pk, "req", req);
-            cmn_pack_kv_str (&b.pk, "id", job->id);
-            cmn_pack_key (&b.pk, "event");
-            msgpack_sbuffer_write (&b.sb, v->str, v->len);
-            s_send_now (self, s_msg (identity, RXQ_PROTO_CLIENT, RXQ_CMD_PARTIAL, &b));
+            s_replay_event (self, identity, req, job, v->str, v->len);
         }
         if (r)
             freeReplyObject (r);
@@ -1630,7 +1774,7 @@ s_on_cancel (brk_broker_t *self, zframe_t *identity, uint64_t req, const msgpack
             cmn_pack_kv_str (&b.pk, "reason", "cancelled");
             s_worker_send (self, w, RXQ_CMD_ABORT, &b, true);
             s_event_str (self, job, "cancelling", "worker", w->name);
-            s_touch (self, job, false);
+            s_touch (self, job);
         }
     }
     s_reply_state (self, identity, req, job, true);

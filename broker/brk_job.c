@@ -72,6 +72,7 @@ brk_job_destroy (brk_job_t **self_p)
             }
             zlist_destroy (&self->watchers);
         }
+        brk_job_drop_events (self);
         free (self->params);
         free (self->result);
         free (self->error_msg);
@@ -131,14 +132,16 @@ s_pack_raw_or_empty (msgpack_packer *pk, const char *data, size_t len)
         msgpack_pack_map (pk, 0);
 }
 
-void
-brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
+//  Packs the record of proto 5.2 as a map with EXTRA more entries, which
+//  the caller packs next.
+static void
+s_pack (brk_job_t *self, msgpack_packer *pk, bool brief, uint32_t extra)
 {
     bool req = !brk_require_empty (&self->require);
     uint32_t n = 14 + (brief ? 0 : 1) + (self->reason [0] ? 1 : 0) + (req ? 1 : 0)
                + (self->queue_deadline_ms ? 1 : 0)
                + (self->result && !brief ? 1 : 0) + (self->error_code ? 1 : 0);
-    msgpack_pack_map (pk, n);
+    msgpack_pack_map (pk, n + extra);
     cmn_pack_kv_str (pk, "id", self->id);
     cmn_pack_kv_str (pk, "kind", self->kind);
     cmn_pack_kv_str (pk, "state", brk_state_name (self->state));
@@ -179,63 +182,73 @@ brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
 }
 
 void
-brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool with_params,
-                 brk_sets_t *sets)
+brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief)
 {
-    char key [256], nums [12][24];
+    s_pack (self, pk, brief, 0);
+}
+
+void
+brk_job_pack_record (brk_job_t *self, msgpack_packer *pk)
+{
+    s_pack (self, pk, false, 3);
+    cmn_pack_kv_uint (pk, "seq", self->seq);
+    cmn_pack_kv_bool (pk, "cancel", self->cancel_requested);
+    if (self->streamed)
+        cmn_pack_kv_bool (pk, "streamed", true);
+    else {
+        //  Each event is packed as it was recorded.
+        cmn_pack_key (pk, "events");
+        msgpack_pack_array (pk, (uint32_t) self->nevents);
+        for (size_t i = 0; i < self->nevents; i++)
+            msgpack_pack_str_body (pk, self->events [i].data, self->events [i].len);
+    }
+}
+
+int
+brk_job_keep_event (brk_job_t *self, const char *eid, const char *data, size_t len)
+{
+    assert (self && eid && data);
+    if (self->streamed || self->nevents == BRK_EVENTS_INLINE
+    ||  strlen (eid) >= sizeof self->events [0].eid)
+        return -1;
+    char *copy = malloc (len ? len : 1);
+    if (!copy)
+        return -1;
+    memcpy (copy, data, len);
+    brk_event_t *e = &self->events [self->nevents++];
+    snprintf (e->eid, sizeof e->eid, "%s", eid);
+    e->data = copy;
+    e->len = len;
+    return 0;
+}
+
+void
+brk_job_drop_events (brk_job_t *self)
+{
+    assert (self);
+    for (size_t i = 0; i < self->nevents; i++) {
+        free (self->events [i].data);
+        self->events [i].data = NULL;
+    }
+    self->nevents = 0;
+}
+
+void
+brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, brk_sets_t *sets)
+{
+    char key [256];
     snprintf (key, sizeof key, "%sjob:%s", prefix, self->id);
-    const char *argv [64];
-    size_t lens [64];
-    int argc = 0;
-#define ARG(s, n) do { argv [argc] = (s); lens [argc] = (n); argc++; } while (0)
-#define ARGS(s) ARG ((s), strlen (s))
-    ARGS ("HSET");
-    ARGS (key);
-    ARGS ("id");        ARGS (self->id);
-    ARGS ("state");     ARGS (brk_state_name (self->state));
-    ARGS ("attempt");   snprintf (nums [0], 24, "%" PRIu64, self->attempt);  ARGS (nums [0]);
-    ARGS ("worker");    ARGS (self->worker);
-    ARGS ("worker_name"); ARGS (self->worker_name);
-    ARGS ("started_ms");  snprintf (nums [1], 24, "%" PRId64, self->started_ms);  ARGS (nums [1]);
-    ARGS ("finished_ms"); snprintf (nums [2], 24, "%" PRId64, self->finished_ms); ARGS (nums [2]);
-    ARGS ("max_attempts"); snprintf (nums [3], 24, "%" PRIu64, self->max_attempts); ARGS (nums [3]);
-    ARGS ("failures");  snprintf (nums [11], 24, "%" PRIu64, self->failures); ARGS (nums [11]);
-    ARGS ("error_code"); snprintf (nums [4], 24, "%d", self->error_code); ARGS (nums [4]);
-    ARGS ("error_msg"); ARGS (self->error_msg ? self->error_msg : "");
-    ARGS ("cancel");    ARGS (self->cancel_requested ? "1" : "0");
-    if (self->result) {
-        ARGS ("result");
-        ARG (self->result, self->result_len);
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
+    brk_job_pack_record (self, &b.pk);
+    //  With the batch's other records as one MSET, or at once as a SET
+    //  should SETS run out of memory.
+    if (brk_sets_record (sets, key, b.sb.data, b.sb.size) != 0) {
+        const char *argv [] = { "SET", key, b.sb.data };
+        size_t lens [] = { 3, strlen (key), b.sb.size };
+        brk_store_appendv (store, 3, argv, lens);
     }
-    if (with_params) {
-        ARGS ("kind");      ARGS (self->kind);
-        ARGS ("priority");  snprintf (nums [5], 24, "%u", self->priority); ARGS (nums [5]);
-        ARGS ("seq");       snprintf (nums [6], 24, "%" PRIu64, self->seq); ARGS (nums [6]);
-        ARGS ("created_ms"); snprintf (nums [7], 24, "%" PRId64, self->created_ms); ARGS (nums [7]);
-        ARGS ("timeout_ms");
-        char tmo [24];
-        snprintf (tmo, sizeof tmo, "%" PRIu64, self->timeout_ms);
-        ARGS (tmo);
-        ARGS ("key");       ARGS (self->key ? self->key : "");
-        ARGS ("queue_deadline_ms");
-        snprintf (nums [8], 24, "%" PRId64, self->queue_deadline_ms); ARGS (nums [8]);
-        ARGS ("req_vendor"); ARGS (self->require.vendor);
-        ARGS ("req_type");  ARGS (self->require.type);
-        ARGS ("req_mem");   snprintf (nums [9], 24, "%" PRIu64, self->require.min_global_mem);
-        ARGS (nums [9]);
-        ARGS ("req_clc");   snprintf (nums [10], 24, "%u", self->require.opencl_c);
-        ARGS (nums [10]);
-        ARGS ("req_tag");   ARGS (self->require.tag);
-        ARGS ("req_worker"); ARGS (self->require.worker);
-        ARGS ("req_target"); ARGS (self->require.target);
-        ARGS ("params");    ARG (self->params ? self->params : "\x80",
-                                 self->params ? self->params_len : 1);
-        brk_store_appendv (store, argc, argv, lens);
-    }
-    else
-        brk_store_appendv (store, argc, argv, lens);
-#undef ARG
-#undef ARGS
+    msgpack_sbuffer_destroy (&b.sb);
     //  Move the id between state sets, in SETS with the batch's other
     //  moves (or at once, should SETS run out of memory). Once the batch
     //  is written Redis holds the new state; when it fails the job is
@@ -258,151 +271,124 @@ brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, bool w
     }
 }
 
+//  Copies the str field KEY of MAP into OUT (SIZE bytes); absent leaves
+//  OUT as it is. -1 when present and not a str that fits without NULs.
 static int
-s_u64 (const redisReply *v, uint64_t *out)
+s_field_str (const msgpack_object *map, const char *key, char *out, size_t size)
 {
-    char buf [32];
-    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len >= sizeof buf)
+    const char *str;
+    size_t len;
+    int rc = cmn_codec_get_str (map, key, &str, &len, NULL);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    if (len >= size || memchr (str, 0, len))
         return -1;
-    memcpy (buf, v->str, v->len);
-    buf [v->len] = 0;
-    char *end;
-    unsigned long long x = strtoull (buf, &end, 10);
-    if (*end || buf [0] == '-')
-        return -1;
-    *out = x;
+    memcpy (out, str, len);
+    out [len] = 0;
     return 0;
 }
 
+//  Copies the map field KEY of MAP, re-packed, into *OUT (malloc'd) and
+//  *LEN; absent leaves them as they are.
 static int
-s_i64 (const redisReply *v, int64_t *out)
+s_field_map (const msgpack_object *map, const char *key, char **out, size_t *len)
 {
-    char buf [32];
-    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len >= sizeof buf)
-        return -1;
-    memcpy (buf, v->str, v->len);
-    buf [v->len] = 0;
-    char *end;
-    long long x = strtoll (buf, &end, 10);
-    if (*end)
-        return -1;
-    *out = x;
-    return 0;
+    const msgpack_object *v;
+    int rc = cmn_codec_get_map (map, key, &v, NULL);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
+    msgpack_pack_object (&b.pk, *v);
+    rc = brk_job_set_bytes (out, len, b.sb.data, b.sb.size);
+    msgpack_sbuffer_destroy (&b.sb);
+    return rc;
 }
 
-static int
-s_copy_str (const redisReply *v, char *out, size_t size)
-{
-    if (v->type != REDIS_REPLY_STRING || v->len >= size || memchr (v->str, 0, v->len))
-        return -1;
-    memcpy (out, v->str, v->len);
-    out [v->len] = 0;
-    return 0;
-}
+//  Limits of a stored record: it holds params, a result and a few events,
+//  each of which was a body within the protocol's limits.
+static const cmn_codec_limits_t s_record_limits = {
+    4 * RXQ_MAX_BODY_BYTES + 65536, RXQ_MAX_DEPTH + 2, RXQ_MAX_STR_BYTES, RXQ_MAX_ITEMS
+};
 
 int
-brk_job_load (brk_job_t *self, const redisReply *h)
+brk_job_load (brk_job_t *self, const char *data, size_t len)
 {
-    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements % 2)
+    cmn_body_t rec;
+    if (!data || cmn_body_decode (&rec, data, len, &s_record_limits, NULL) != 0)
         return -1;
-    bool have_id = false, have_kind = false, have_state = false;
-    for (size_t i = 0; i + 1 < h->elements; i += 2) {
-        const redisReply *k = h->element [i], *v = h->element [i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            return -1;
-        const char *f = k->str;
-        int rc = 0;
-        uint64_t u;
-        if (!strcmp (f, "id"))
-            rc = s_copy_str (v, self->id, sizeof self->id), have_id = rc == 0;
-        else
-        if (!strcmp (f, "kind"))
-            rc = s_copy_str (v, self->kind, sizeof self->kind), have_kind = rc == 0;
-        else
-        if (!strcmp (f, "state")) {
-            self->state = brk_state_parse (v->str, v->len);
-            rc = self->state == BRK_STATE_NONE ? -1 : 0;
-            self->stored_state = self->state;
-            have_state = rc == 0;
-        }
-        else
-        if (!strcmp (f, "priority")) {
-            rc = s_u64 (v, &u);
-            self->priority = u > RXQ_PRIORITY_MAX ? RXQ_PRIORITY_MAX : (uint32_t) u;
-        }
-        else
-        if (!strcmp (f, "seq"))          rc = s_u64 (v, &self->seq);
-        else
-        if (!strcmp (f, "attempt"))      rc = s_u64 (v, &self->attempt);
-        else
-        if (!strcmp (f, "max_attempts")) rc = s_u64 (v, &self->max_attempts);
-        else
-        if (!strcmp (f, "failures"))     rc = s_u64 (v, &self->failures);
-        else
-        if (!strcmp (f, "timeout_ms"))   rc = s_u64 (v, &self->timeout_ms);
-        else
-        if (!strcmp (f, "created_ms"))   rc = s_i64 (v, &self->created_ms);
-        else
-        if (!strcmp (f, "started_ms"))   rc = s_i64 (v, &self->started_ms);
-        else
-        if (!strcmp (f, "finished_ms"))  rc = s_i64 (v, &self->finished_ms);
-        else
-        if (!strcmp (f, "worker"))       rc = s_copy_str (v, self->worker, sizeof self->worker);
-        else
-        if (!strcmp (f, "worker_name"))  rc = s_copy_str (v, self->worker_name, sizeof self->worker_name);
-        else
-        if (!strcmp (f, "queue_deadline_ms")) rc = s_i64 (v, &self->queue_deadline_ms);
-        else
-        if (!strcmp (f, "req_vendor"))   rc = s_copy_str (v, self->require.vendor, sizeof self->require.vendor);
-        else
-        if (!strcmp (f, "req_type"))     rc = s_copy_str (v, self->require.type, sizeof self->require.type);
-        else
-        if (!strcmp (f, "req_mem"))      rc = s_u64 (v, &self->require.min_global_mem);
-        else
-        if (!strcmp (f, "req_clc")) {
-            rc = s_u64 (v, &u);
-            self->require.opencl_c = u > 1000 ? 0 : (uint32_t) u;
-        }
-        else
-        if (!strcmp (f, "req_tag"))      rc = s_copy_str (v, self->require.tag, sizeof self->require.tag);
-        else
-        if (!strcmp (f, "req_worker"))   rc = s_copy_str (v, self->require.worker, sizeof self->require.worker);
-        else
-        if (!strcmp (f, "req_target"))   rc = s_copy_str (v, self->require.target, sizeof self->require.target);
-        else
-        if (!strcmp (f, "cancel"))       self->cancel_requested = v->len == 1 && v->str [0] == '1';
-        else
-        if (!strcmp (f, "error_code")) {
-            int64_t c;
-            rc = s_i64 (v, &c);
-            self->error_code = (int) c;
-        }
-        else
-        if (!strcmp (f, "error_msg") && v->len) {
-            free (self->error_msg);
-            self->error_msg = strndup (v->str, v->len);
-        }
-        else
-        if (!strcmp (f, "key") && v->len) {
-            free (self->key);
-            self->key = strndup (v->str, v->len);
-        }
-        else
-        if (!strcmp (f, "params"))
-            rc = brk_job_set_bytes (&self->params, &self->params_len, v->str, v->len);
-        else
-        if (!strcmp (f, "result"))
-            rc = brk_job_set_bytes (&self->result, &self->result_len, v->str, v->len);
-        if (rc)
-            return -1;
+    const msgpack_object *m = &rec.root;
+    int rc = -1;
+    char state [16] = "";
+    uint64_t priority = 1, code = 0;
+    const char *key = NULL;
+    size_t key_len = 0;
+    const msgpack_object *require = NULL, *error = NULL, *events = NULL;
+    if (cmn_codec_get_cstr (m, "id", self->id, sizeof self->id, NULL) != 0
+    ||  cmn_codec_get_cstr (m, "kind", self->kind, sizeof self->kind, NULL) != 0
+    ||  cmn_codec_get_cstr (m, "state", state, sizeof state, NULL) != 0
+    ||  (self->state = brk_state_parse (state, strlen (state))) == BRK_STATE_NONE
+    ||  cmn_codec_get_uint (m, "priority", &priority, NULL) < 0
+    ||  cmn_codec_get_uint (m, "seq", &self->seq, NULL) < 0
+    ||  cmn_codec_get_uint (m, "attempt", &self->attempt, NULL) < 0
+    ||  cmn_codec_get_uint (m, "max_attempts", &self->max_attempts, NULL) < 0
+    ||  cmn_codec_get_uint (m, "failures", &self->failures, NULL) < 0
+    ||  cmn_codec_get_uint (m, "timeout_ms", &self->timeout_ms, NULL) < 0
+    ||  cmn_codec_get_int (m, "created_ms", &self->created_ms, NULL) < 0
+    ||  cmn_codec_get_int (m, "started_ms", &self->started_ms, NULL) < 0
+    ||  cmn_codec_get_int (m, "finished_ms", &self->finished_ms, NULL) < 0
+    ||  cmn_codec_get_int (m, "queue_deadline_ms", &self->queue_deadline_ms, NULL) < 0
+    ||  s_field_str (m, "worker_id", self->worker, sizeof self->worker) != 0
+    ||  s_field_str (m, "worker", self->worker_name, sizeof self->worker_name) != 0
+    ||  s_field_str (m, "reason", self->reason, sizeof self->reason) != 0
+    ||  cmn_codec_get_str (m, "key", &key, &key_len, NULL) < 0
+    ||  cmn_codec_get_bool (m, "cancel", &self->cancel_requested, NULL) < 0
+    ||  cmn_codec_get_bool (m, "streamed", &self->streamed, NULL) < 0
+    ||  s_field_map (m, "params", &self->params, &self->params_len) != 0
+    ||  s_field_map (m, "result", &self->result, &self->result_len) != 0
+    ||  cmn_codec_get_map (m, "require", &require, NULL) < 0
+    ||  cmn_codec_get_map (m, "error", &error, NULL) < 0
+    ||  cmn_codec_get_array (m, "events", &events, NULL) < 0)
+        goto done;
+    self->stored_state = self->state;
+    self->priority = priority > RXQ_PRIORITY_MAX ? RXQ_PRIORITY_MAX : (uint32_t) priority;
+    //  The requirement was checked at submission; its stored form is what
+    //  brk_require_pack wrote, which brk_require_parse reads back.
+    if (require && brk_require_parse (&self->require, require, NULL) != 0)
+        goto done;
+    if (key_len) {
+        free (self->key);
+        self->key = strndup (key, key_len);
     }
-    //  Stored maps are packed raw into replies: check them like any input.
-    cmn_err_t err;
-    if (self->params && cmn_codec_check (self->params, self->params_len,
-                                         &cmn_codec_limits_default, &err))
-        return -1;
-    if (self->result && cmn_codec_check (self->result, self->result_len,
-                                         &cmn_codec_limits_default, &err))
-        return -1;
-    return have_id && have_kind && have_state ? 0 : -1;
+    if (error) {
+        const char *msg = "";
+        size_t msg_len = 0;
+        if (cmn_codec_get_uint (error, "code", &code, NULL) < 0 || code > INT32_MAX
+        ||  cmn_codec_get_str (error, "message", &msg, &msg_len, NULL) < 0)
+            goto done;
+        free (self->error_msg);
+        self->error_msg = strndup (msg, msg_len);
+        self->error_code = (int) code;
+    }
+    brk_job_drop_events (self);
+    for (uint32_t i = 0; events && i < events->via.array.size; i++) {
+        const msgpack_object *ev = &events->via.array.ptr [i];
+        char eid [48];
+        if (ev->type != MSGPACK_OBJECT_MAP
+        ||  cmn_codec_get_cstr (ev, "eid", eid, sizeof eid, NULL) != 0)
+            goto done;
+        cmn_packbuf_t b;
+        cmn_packbuf_init (&b);
+        msgpack_pack_object (&b.pk, *ev);
+        int kept = brk_job_keep_event (self, eid, b.sb.data, b.sb.size);
+        msgpack_sbuffer_destroy (&b.sb);
+        if (kept != 0)
+            goto done;
+    }
+    if (self->streamed && self->nevents)
+        goto done;
+    rc = 0;
+done:
+    cmn_body_free (&rec);
+    return rc;
 }

@@ -4,15 +4,22 @@
  *  leases point at these records); a job that has ended is written to
  *  Redis and dropped from memory, so memory stays bounded by the work in
  *  flight. Redis layout (docs/redis.md):
- *      rxq:<cluster>:job:<id>        hash, the fields below
+ *      rxq:<cluster>:job:<id>        string, the job record packed as one
+ *                                    msgpack map (brk_job_pack_record)
  *      rxq:<cluster>:state:<state>   sorted set of ids, score = seq
- *      rxq:<cluster>:events:<id>     stream of the job's events
+ *      rxq:<cluster>:events:<id>     stream of the job's events, once it
+ *                                    has more than its record keeps
  *      rxq:<cluster>:key:<key>       idempotency key -> id
+ *
+ *  A job's first lifecycle events (every event but `progress`, at most
+ *  BRK_EVENTS_INLINE) are kept in its record, so a job that runs once
+ *  without progress costs Redis one write per state change and no stream.
+ *  The first event that does not fit moves them all to the stream, where
+ *  every later event goes (`streamed`).
  */
 #ifndef BRK_JOB_H
 #define BRK_JOB_H
 #include <czmq.h>
-#include <hiredis/hiredis.h>
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +38,16 @@ typedef enum {
 } brk_state_t;
 
 typedef struct _brk_job_t brk_job_t;
+
+//  Events kept in the job record before its events move to the stream.
+#define BRK_EVENTS_INLINE 4
+
+//  One event kept in the record.
+typedef struct {
+    char eid [48];          // event id, "<epoch>-<n>"
+    char *data;             // the packed event map (owned)
+    size_t len;             // bytes
+} brk_event_t;
 
 //  A client waiting on the job: WATCH or SUBMIT with wait.
 typedef struct {
@@ -77,8 +94,11 @@ struct _brk_job_t {
                                         // deadline was sent, 0 none
     bool dirty;                         // in-memory state not yet in Redis
     bool in_batch;                      // in the broker's touched list
-    bool batch_params;                  // its batch write carries the params
     char reason [160];                  // why it waits, for STATUS
+    brk_event_t events [BRK_EVENTS_INLINE]; // its events kept in the record
+    size_t nevents;                     // how many of events [] are used
+    bool streamed;                      // its events are in its stream
+                                        // (events [] is then empty)
     zlist_t *watchers;                  // brk_watcher_t *, owned
     brk_job_t *prev, *next;             // links in its queue lane
     bool queued_in_lane;                // linked into a queue lane
@@ -109,17 +129,32 @@ void brk_job_watch (brk_job_t *self, zframe_t *identity, uint64_t req, bool even
 //  Packs the job record of proto 5.2. BRIEF omits params and result.
 void brk_job_pack (brk_job_t *self, msgpack_packer *pk, bool brief);
 
-//  Appends to the store's pipeline the commands that make Redis match the
-//  in-memory record: the hash (params only when WITH_PARAMS), and moving
-//  the id between state sets, which goes into SETS (brk_sets) to be
-//  written with the batch's other moves. PREFIX is "rxq:<cluster>:".
+//  Packs the stored form of the job (docs/redis.md): the record of proto
+//  5.2 with params, plus `seq`, `cancel`, and `events` (the events kept in
+//  the record) or `streamed`.
+void brk_job_pack_record (brk_job_t *self, msgpack_packer *pk);
+
+//  Keeps the packed event DATA (LEN bytes) with id EID in the record.
+//  Returns 0, or -1 when the record keeps no more events (the caller moves
+//  them to the stream) or out of memory.
+int brk_job_keep_event (brk_job_t *self, const char *eid, const char *data, size_t len);
+
+//  Frees the events kept in the record.
+void brk_job_drop_events (brk_job_t *self);
+
+//  Adds to SETS (brk_sets) what makes Redis match the in-memory record:
+//  the stored form under "<PREFIX>job:<id>", and the move of the id
+//  between state sets. PREFIX is "rxq:<cluster>:". Should SETS run out of
+//  memory, the commands go to STORE's pipeline at once instead.
 struct _brk_store_t;
 struct _brk_sets_t;
 void brk_job_persist (brk_job_t *self, struct _brk_store_t *store, const char *prefix,
-                      bool with_params, struct _brk_sets_t *sets);
+                      struct _brk_sets_t *sets);
 
-//  Fills a job from an HGETALL reply. Returns 0, or -1 when the reply is
-//  not a hash of a job (missing id/kind/state or malformed numbers).
-int brk_job_load (brk_job_t *self, const redisReply *hash);
+//  Fills a job from its stored form (DATA, LEN bytes, as GET returns it).
+//  Returns 0, or -1 when DATA is not the record of a job (not msgpack
+//  within the store limits, missing id, kind or state, a field of the
+//  wrong type or out of range).
+int brk_job_load (brk_job_t *self, const char *data, size_t len);
 
 #endif

@@ -1,8 +1,9 @@
-/*  brk_sets: the state-set moves of one batch (brk_sets.h). */
+/*  brk_sets: the job records and state-set moves of one batch (brk_sets.h). */
 #include "brk_sets.h"
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +17,19 @@ typedef struct {
     size_t count, max;
 } s_list_t;
 
+//  One record: where its key and value lie in the bytes buffer.
+typedef struct {
+    size_t key_off, key_len;    // bytes
+    size_t val_off, val_len;    // bytes
+} s_record_t;
+
 struct _brk_sets_t {
     s_list_t removes [BRK_STATE_COUNT];
     s_list_t adds [BRK_STATE_COUNT];
+    char *bytes;                // keys and values of the records, back to back
+    size_t used, size;          // bytes used, allocated
+    s_record_t *records;        // the records, in the order given
+    size_t nrecords, maxrecords;    // used, allocated
 };
 
 brk_sets_t *
@@ -38,6 +49,8 @@ brk_sets_destroy (brk_sets_t **self_p)
         free (self->removes [s].items);
         free (self->adds [s].items);
     }
+    free (self->bytes);
+    free (self->records);
     free (self);
     *self_p = NULL;
 }
@@ -69,6 +82,70 @@ brk_sets_add (brk_sets_t *self, brk_state_t state, uint64_t score, const char *i
 {
     assert (self && id && state >= 0 && state < BRK_STATE_COUNT);
     return s_push (&self->adds [state], id, score);
+}
+
+int
+brk_sets_record (brk_sets_t *self, const char *key, const char *data, size_t len)
+{
+    assert (self && key && data);
+    size_t key_len = strlen (key);
+    if (len > SIZE_MAX / 4 || self->used + key_len + len > SIZE_MAX / 2)
+        return -1;
+    size_t need = self->used + key_len + len;
+    if (need > self->size) {
+        size_t size = self->size ? self->size : 65536;
+        while (size < need)
+            size *= 2;
+        char *grown = realloc (self->bytes, size);
+        if (!grown)
+            return -1;
+        self->bytes = grown;
+        self->size = size;
+    }
+    if (self->nrecords == self->maxrecords) {
+        size_t max = self->maxrecords ? 2 * self->maxrecords : 256;
+        s_record_t *grown = realloc (self->records, max * sizeof *grown);
+        if (!grown)
+            return -1;
+        self->records = grown;
+        self->maxrecords = max;
+    }
+    s_record_t *r = &self->records [self->nrecords++];
+    r->key_off = self->used;
+    r->key_len = key_len;
+    memcpy (self->bytes + self->used, key, key_len);
+    self->used += key_len;
+    r->val_off = self->used;
+    r->val_len = len;
+    memcpy (self->bytes + self->used, data, len);
+    self->used += len;
+    return 0;
+}
+
+//  Appends the records as MSETs of BRK_SETS_CHUNK records each.
+static void
+s_append_records (brk_sets_t *self, brk_store_t *store)
+{
+    const char *argv [1 + 2 * BRK_SETS_CHUNK];
+    size_t lens [1 + 2 * BRK_SETS_CHUNK];
+    for (size_t done = 0; done < self->nrecords; ) {
+        size_t n = self->nrecords - done < BRK_SETS_CHUNK ? self->nrecords - done
+                                                          : BRK_SETS_CHUNK;
+        int argc = 0;
+        argv [argc] = "MSET";
+        lens [argc++] = 4;
+        for (size_t i = 0; i < n; i++) {
+            const s_record_t *r = &self->records [done + i];
+            argv [argc] = self->bytes + r->key_off;
+            lens [argc++] = r->key_len;
+            argv [argc] = self->bytes + r->val_off;
+            lens [argc++] = r->val_len;
+        }
+        brk_store_appendv (store, argc, argv, lens);
+        done += n;
+    }
+    self->nrecords = 0;
+    self->used = 0;
 }
 
 //  Appends LIST as commands "ZREM key id..." or "ZADD key score id ...",
@@ -106,6 +183,7 @@ void
 brk_sets_append (brk_sets_t *self, brk_store_t *store, const char *prefix)
 {
     assert (self && store && prefix);
+    s_append_records (self, store);
     char key [256];
     for (int s = 0; s < BRK_STATE_COUNT; s++) {
         snprintf (key, sizeof key, "%sstate:%s", prefix, brk_state_name ((brk_state_t) s));
@@ -121,7 +199,7 @@ size_t
 brk_sets_pending (brk_sets_t *self)
 {
     assert (self);
-    size_t n = 0;
+    size_t n = self->nrecords;
     for (int s = 0; s < BRK_STATE_COUNT; s++)
         n += self->removes [s].count + self->adds [s].count;
     return n;

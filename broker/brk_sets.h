@@ -1,4 +1,10 @@
-/*  brk_sets: the state-set moves of one batch, written together.
+/*  brk_sets: the job records and state-set moves of one batch, written
+ *  together.
+ *
+ *  Each job changed in a batch is stored once, as the string
+ *  `rxq:<c>:job:<id>` (docs/redis.md); the batch's records go out as one
+ *  MSET (split every BRK_SETS_CHUNK records), which Redis takes at a
+ *  fraction of the cost of one command per job.
  *
  *  Each job's id lives in the sorted set of its state (docs/redis.md,
  *  `rxq:<c>:state:<state>`, score = submission sequence). A job that
@@ -16,7 +22,7 @@
 #include "brk_job.h"
 #include "brk_store.h"
 
-#define BRK_SETS_CHUNK 512      // members per ZREM / ZADD command
+#define BRK_SETS_CHUNK 512      // members per ZREM / ZADD, records per MSET
 
 typedef struct _brk_sets_t brk_sets_t;
 
@@ -33,11 +39,16 @@ int brk_sets_remove (brk_sets_t *self, brk_state_t state, const char *id);
 //  of memory.
 int brk_sets_add (brk_sets_t *self, brk_state_t state, uint64_t score, const char *id);
 
-//  Appends the collected moves to STORE's pipeline (removes first, then
-//  adds, state by state) under PREFIX ("rxq:<cluster>:") and empties SELF.
+//  Records that KEY is to be set to the LEN bytes at DATA; both are
+//  copied. Returns 0, -1 out of memory.
+int brk_sets_record (brk_sets_t *self, const char *key, const char *data, size_t len);
+
+//  Appends what was collected to STORE's pipeline, the records first (as
+//  MSETs), then the moves (removes first, then adds, state by state)
+//  under PREFIX ("rxq:<cluster>:"), and empties SELF.
 void brk_sets_append (brk_sets_t *self, brk_store_t *store, const char *prefix);
 
-//  Moves collected and not yet appended.
+//  Records and moves collected and not yet appended.
 size_t brk_sets_pending (brk_sets_t *self);
 
 #endif

@@ -88,6 +88,12 @@ typedef struct {
 
 void cmn_packbuf_init (cmn_packbuf_t *self);
 
+//  Initialises B with the body {KEY: [ITEMS]}: ITEMS are LEN bytes holding
+//  N packed objects (the batched commands JOBS and DONES, proto 6.3.1 and
+//  6.6.2). The caller sends B and frees it as any packbuf.
+void cmn_pack_batch (cmn_packbuf_t *b, const char *key, uint32_t n, const void *items,
+                     size_t len);
+
 //  Packing shorthands for map entries with string keys.
 void cmn_pack_cstr (msgpack_packer *pk, const char *text);
 void cmn_pack_key (msgpack_packer *pk, const char *key);

@@ -20,9 +20,11 @@ cmn_proto_command_name (int command)
         case RXQ_CMD_READY:      return "READY";
         case RXQ_CMD_PROGRESS:   return "PROGRESS";
         case RXQ_CMD_DONE:       return "DONE";
+        case RXQ_CMD_DONES:      return "DONES";
         case RXQ_CMD_JOB:        return "JOB";
         case RXQ_CMD_ABORT:      return "ABORT";
         case RXQ_CMD_TUNING:     return "TUNING";
+        case RXQ_CMD_JOBS:       return "JOBS";
         case RXQ_CMD_BLOB_PUT:   return "BLOB_PUT";
         case RXQ_CMD_BLOB_DATA:  return "BLOB_DATA";
         case RXQ_CMD_BLOB_GET:   return "BLOB_GET";

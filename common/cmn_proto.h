@@ -36,11 +36,13 @@
 #define RXQ_CMD_READY      0x21   // registration, with device and kinds
 #define RXQ_CMD_PROGRESS   0x23   // job progress (a PARTIAL for the job)
 #define RXQ_CMD_DONE       0x24   // job finished: result or error (FINAL)
+#define RXQ_CMD_DONES      0x25   // several DONEs in one message (6.6.2)
 
 //  Broker to worker.
 #define RXQ_CMD_JOB        0x31   // a lease: run this job attempt
 #define RXQ_CMD_ABORT      0x32   // stop this job attempt (cancel, deadline)
 #define RXQ_CMD_TUNING     0x33   // the stored tuning entry for the worker's device
+#define RXQ_CMD_JOBS       0x34   // several leases in one message (6.3.1)
 
 //  Client to broker: the blob store (proto section 8). Workers speak these
 //  too, as clients, on a second socket (docs/store.md).
@@ -63,6 +65,7 @@
 #define RXQ_MAX_STR_BYTES    (64u << 10)  // one string or bin field
 #define RXQ_MAX_ITEMS        65536        // entries of one array or map
 #define RXQ_MAX_FRAMES       8            // frames after the identity
+#define RXQ_MAX_BATCH        256          // entries of one JOBS or DONES
 #define RXQ_MAX_KIND_LEN     64
 #define RXQ_MAX_ID_LEN       64
 #define RXQ_MAX_KEY_LEN      256

@@ -8,10 +8,19 @@
  *  the runner). The device thread's DONE message over the pipe is the last
  *  time it touches the lease, so the main thread frees it on receipt.
  *
+ *  The main thread hands the device thread up to S_HANDED_MAX leases at
+ *  once, which it runs in order. A lease waiting there can still be
+ *  withdrawn: `phase` goes from S_WAITING to S_STARTED when the device
+ *  thread takes it up, or to S_WITHDRAWN when the main thread answers an
+ *  ABORT for it before that (compare-and-swap, so exactly one of the two
+ *  happens). A withdrawn lease has had its DONE sent; it stays in `leases`
+ *  (not counted as held) until the device thread passes it back.
+ *
  *  Pipe messages between the threads, all [command][lease pointer][data]:
  *    main -> device  "RUN"       run this lease (no data frame)
  *    device -> main  "PROGRESS"  a packed progress map from wrk_job_progress
  *    device -> main  "DONE"      the packed DONE body, ready for the broker
+ *    device -> main  "SKIPPED"   a withdrawn lease, not run (empty data)
  */
 #include "wrk_agent.h"
 #include "cmn_codec.h"
@@ -40,6 +49,19 @@
 //  so a broken broker cannot flood the log.
 #define S_DROP_LOGS_PER_S 5
 
+//  A handed lease's phase (s_lease_t.phase).
+enum { S_WAITING = 0, S_STARTED, S_WITHDRAWN };
+
+//  Messages read from one socket per pass of the main loop.
+#define S_DRAIN_MAX 256
+
+//  Leases handed to the device thread at once. It runs them one after the
+//  other, in order, so a burst of short jobs costs no round trip between
+//  the threads per job (the main thread refills the queue as DONEs come
+//  back); a lease waiting there is still stopped through its stop flag,
+//  and then reports DONE without having run.
+#define S_HANDED_MAX 64
+
 //  Room left in a DONE body for the fields around the runner's result.
 #define S_DONE_ENVELOPE 1024
 
@@ -59,7 +81,9 @@ typedef struct {
     cmn_body_t body;                // decoded JOB body
     const msgpack_object *params;   // params map inside body, or s_empty_map
     atomic_int stop;                // 0, RXQ_E_CANCELLED or RXQ_E_TIMEOUT
-    bool running;                   // handed to the device thread
+    atomic_int phase;               // S_WAITING, S_STARTED or S_WITHDRAWN
+    bool running;                   // handed to the device thread (running
+                                    // there or waiting in its queue)
     int64_t received_ms;            // monotonic ms the JOB arrived
 } s_lease_t;
 
@@ -89,7 +113,13 @@ struct _wrk_agent_t {
     zpoller_t *poller;              // broker + actor
     s_devctx_t devctx;              // shared with the device thread
     zlist_t *leases;                // s_lease_t *, held, in order of arrival
-    s_lease_t *running;             // the lease on the device thread, or NULL
+    size_t handed;                  // leases handed to the device thread whose
+                                    // DONE has not come back (S_HANDED_MAX)
+    size_t withdrawn;               // of those, the ones answered already
+    bool broker_batches;            // the broker sent JOBS since our READY, so
+                                    // it takes DONES (6.6.2)
+    cmn_packbuf_t dones;            // DONE bodies waiting to go as one DONES
+    uint32_t ndones;                // how many dones holds
     int64_t last_sent_ms;           // monotonic ms of our last message to the broker
     int64_t last_heard_ms;          // monotonic ms of the broker's last message
     atomic_int stop_requested;      // set by wrk_agent_stop
@@ -120,6 +150,13 @@ s_lease_destroy (s_lease_t **lease_p)
 //  Errors the same JOB would hit again: the broker should not retry them.
 //  UNSUPPORTED is a property of the input or of the kernels (a model's
 //  architecture, an ONNX opset, a tensor layout), not a passing failure.
+//  True when LEASE counts as held: not withdrawn.
+static bool
+s_held (s_lease_t *lease)
+{
+    return atomic_load (&lease->phase) != S_WITHDRAWN;
+}
+
 static bool
 s_retryable (int code)
 {
@@ -203,6 +240,12 @@ s_sink (void *arg, const char *data, size_t size)
 static void
 s_device_run (s_devctx_t *ctx, zsock_t *pipe, s_lease_t *lease)
 {
+    int waiting = S_WAITING;
+    if (!atomic_compare_exchange_strong (&lease->phase, &waiting, S_STARTED)) {
+        //  Withdrawn: the main thread has answered it already.
+        s_pipe_send (pipe, "SKIPPED", lease, "", 0);
+        return;
+    }
     int64_t start = wrk_job_now_ms ();
     atomic_store (&ctx->beat_ms, start);
     msgpack_sbuffer result;
@@ -254,7 +297,7 @@ s_device_run (s_devctx_t *ctx, zsock_t *pipe, s_lease_t *lease)
             cmn_pack_key (&pk, "weights");
             wrk_wcache_pack_held (ctx->wcache, &pk);
         }
-        cmn_log_info ("job %s attempt %" PRIu64 " (%s) succeeded in %" PRId64 " ms",
+        cmn_log_debug ("job %s attempt %" PRIu64 " (%s) succeeded in %" PRId64 " ms",
                       lease->id, lease->attempt, lease->kind, wrk_job_now_ms () - start);
     }
     else {
@@ -285,7 +328,8 @@ s_device_run (s_devctx_t *ctx, zsock_t *pipe, s_lease_t *lease)
     msgpack_sbuffer_destroy (&result);
 }
 
-//  The device thread: runs leases one at a time until $TERM.
+//  The device thread: runs the leases it is handed one at a time, in
+//  order, until $TERM.
 static void
 s_device_actor (zsock_t *pipe, void *args)
 {
@@ -350,6 +394,51 @@ s_send_packed (wrk_agent_t *self, int command, msgpack_sbuffer *sb)
     s_send (self, command, sb->data, sb->size);
 }
 
+
+//  Room in a DONES body for what surrounds its DONE maps.
+#define S_DONES_ENVELOPE 16
+
+//  Sends the DONE bodies collected in `dones`: one alone as DONE, more as
+//  one DONES (6.6.2).
+static void
+s_dones_flush (wrk_agent_t *self)
+{
+    if (self->ndones == 1)
+        s_send (self, RXQ_CMD_DONE, self->dones.sb.data, self->dones.sb.size);
+    else
+    if (self->ndones > 1) {
+        cmn_packbuf_t b;
+        cmn_pack_batch (&b, "done", self->ndones, self->dones.sb.data, self->dones.sb.size);
+        s_send_packed (self, RXQ_CMD_DONES, &b.sb);
+        msgpack_sbuffer_destroy (&b.sb);
+    }
+    self->dones.sb.size = 0;
+    self->ndones = 0;
+}
+
+//  A DONE body for the broker: sent at once to a broker that has not sent
+//  JOBS, else collected for the DONES that s_dones_flush sends when the
+//  main loop has read what was queued (or when the batch is full, or the
+//  next body would not fit in it).
+static void
+s_done_out (wrk_agent_t *self, const void *body, size_t size)
+{
+    if (!self->broker_batches) {
+        s_send (self, RXQ_CMD_DONE, body, size);
+        return;
+    }
+    if (self->ndones
+    &&  (self->ndones == RXQ_MAX_BATCH
+         || self->dones.sb.size + size + S_DONES_ENVELOPE > RXQ_MAX_BODY_BYTES))
+        s_dones_flush (self);
+    if (size + S_DONES_ENVELOPE > RXQ_MAX_BODY_BYTES) {
+        s_send (self, RXQ_CMD_DONE, body, size);
+        return;
+    }
+    msgpack_sbuffer_write (&self->dones.sb, body, size);
+    self->ndones++;
+}
+
 //  HEARTBEAT (6.2). While a job runs it carries `stalled_ms`, the time
 //  since the device thread last showed life (the job's start or its last
 //  progress report), so the broker can tell a hung device thread from a
@@ -389,8 +478,8 @@ s_send_ready (wrk_agent_t *self)
     msgpack_sbuffer_init (&sb);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
-    size_t held = zlist_size (self->leases);
-    msgpack_pack_map (&pk, 3 + (self->device_info.size > 0) + (self->tag_count > 0)
+    size_t held = zlist_size (self->leases) - self->withdrawn;
+    msgpack_pack_map (&pk, 4 + (self->device_info.size > 0) + (self->tag_count > 0)
                            + (held > 0) + (self->devctx.wcache != NULL));
     cmn_pack_kv_str (&pk, "name", self->name);
     cmn_pack_key (&pk, "kinds");
@@ -398,6 +487,8 @@ s_send_ready (wrk_agent_t *self)
     for (size_t i = 0; i < self->kind_count; i++)
         cmn_pack_cstr (&pk, self->kinds [i]);
     cmn_pack_kv_uint (&pk, "capacity", self->capacity);
+    //  6.3.1: leases in one JOBS, as many as the device thread is handed.
+    cmn_pack_kv_uint (&pk, "batch", S_HANDED_MAX);
     if (self->device_info.size) {
         cmn_pack_key (&pk, "device");
         msgpack_sbuffer_write (&sb, self->device_info.data, self->device_info.size);
@@ -413,6 +504,8 @@ s_send_ready (wrk_agent_t *self)
         msgpack_pack_array (&pk, held);
         for (s_lease_t *lease = zlist_first (self->leases); lease;
              lease = zlist_next (self->leases)) {
+            if (!s_held (lease))
+                continue;
             msgpack_pack_map (&pk, 2);
             cmn_pack_kv_str (&pk, "id", lease->id);
             cmn_pack_kv_uint (&pk, "attempt", lease->attempt);
@@ -424,6 +517,9 @@ s_send_ready (wrk_agent_t *self)
     }
     s_send_packed (self, RXQ_CMD_READY, &sb);
     msgpack_sbuffer_destroy (&sb);
+    //  A new registration (6.6.2): DONE, not DONES, until this broker has
+    //  sent JOBS again; it may be another broker, or an older one.
+    self->broker_batches = false;
     cmn_log_debug ("READY sent to broker %s as '%s' (%zu lease%s held)",
                    self->endpoint, self->name, held, held == 1 ? "" : "s");
 }
@@ -552,45 +648,54 @@ s_lease_find (wrk_agent_t *self, const char *id, bool any_attempt, uint64_t atte
     return NULL;
 }
 
-//  Hands the oldest waiting lease to the device thread when it is idle.
+//  Hands waiting leases to the device thread, oldest first, until it holds
+//  S_HANDED_MAX of them.
 static void
 s_dispatch (wrk_agent_t *self)
 {
-    if (self->running)
-        return;
-    for (s_lease_t *lease = zlist_first (self->leases); lease;
-         lease = zlist_next (self->leases))
+    for (s_lease_t *lease = zlist_first (self->leases);
+         lease && self->handed < S_HANDED_MAX; lease = zlist_next (self->leases))
         if (!lease->running) {
             lease->running = true;
-            self->running = lease;
+            self->handed++;
             int rc = zsock_send (self->actor, "sp", "RUN", lease);
             assert (rc == 0);
             (void) rc;
-            cmn_log_info ("job %s attempt %" PRIu64 " (%s) started", lease->id,
-                          lease->attempt, lease->kind);
-            return;
+            cmn_log_debug ("job %s attempt %" PRIu64 " (%s) handed to the device thread",
+                           lease->id, lease->attempt, lease->kind);
         }
 }
 
 //  Stops LEASE with CODE (RXQ_E_CANCELLED or RXQ_E_TIMEOUT): a running job
 //  is told through its stop flag and reports DONE itself; a waiting one is
-//  answered with DONE here and forgotten.
+//  answered with DONE here and forgotten (withdrawn, if the device thread
+//  holds it in its queue). A withdrawn lease was answered already.
 static void
 s_abort_lease (wrk_agent_t *self, s_lease_t *lease, int code, const char *why)
 {
     if (lease->running) {
-        int expected = 0;
-        atomic_compare_exchange_strong (&lease->stop, &expected, code);
-        cmn_log_info ("job %s attempt %" PRIu64 ": stopping (%s)", lease->id,
-                      lease->attempt, why);
-        return;
+        int phase = S_WAITING;
+        if (atomic_compare_exchange_strong (&lease->phase, &phase, S_WITHDRAWN))
+            self->withdrawn++;
+        else {
+            if (phase == S_STARTED) {
+                int expected = 0;
+                atomic_compare_exchange_strong (&lease->stop, &expected, code);
+                cmn_log_info ("job %s attempt %" PRIu64 ": stopping (%s)", lease->id,
+                              lease->attempt, why);
+            }
+            return;
+        }
     }
     char message [300];
     snprintf (message, sizeof message, "aborted before it started: %s", why);
     s_send_done_error (self, lease->id, lease->attempt, code, message);
-    zlist_remove (self->leases, lease);
-    s_lease_destroy (&lease);
+    if (!lease->running) {
+        zlist_remove (self->leases, lease);
+        s_lease_destroy (&lease);
+    }
 }
+
 
 
 //  --------------------------------------------------------------------------
@@ -600,16 +705,15 @@ s_abort_lease (wrk_agent_t *self, s_lease_t *lease, int code, const char *why)
 //  so the message is dropped; after that, every JOB gets exactly one DONE,
 //  an error one if the lease cannot be run.
 static void
-s_on_job (wrk_agent_t *self, zframe_t *frame)
+s_on_job (wrk_agent_t *self, const void *data, size_t size)
 {
     s_lease_t *lease = calloc (1, sizeof *lease);
-    size_t size = zframe_size (frame);
-    if (!lease || !(lease->raw = malloc (size))) {
+    if (!lease || !(lease->raw = malloc (size ? size : 1))) {
         free (lease);
         s_drop (self, RXQ_CMD_JOB, "out of memory");
         return;
     }
-    memcpy (lease->raw, zframe_data (frame), size);
+    memcpy (lease->raw, data, size);
     cmn_err_t err;
     cmn_err_clear (&err);
     //  msgpack_unpack leaves strings pointing into raw, which the lease keeps.
@@ -702,12 +806,12 @@ s_on_job (wrk_agent_t *self, zframe_t *frame)
                 snprintf (message, sizeof message, "invalid JOB: %s", err.msg);
             }
             else
-            if (zlist_size (self->leases) >= self->capacity) {
+            if (zlist_size (self->leases) - self->withdrawn >= self->capacity) {
                 //  The broker broke 6.3; it may lease the job elsewhere.
                 code = RXQ_E_UNAVAILABLE;
                 snprintf (message, sizeof message,
                           "worker already holds %zu leases (capacity %" PRIu32 ")",
-                          zlist_size (self->leases), self->capacity);
+                          zlist_size (self->leases) - self->withdrawn, self->capacity);
             }
         }
     }
@@ -718,13 +822,46 @@ s_on_job (wrk_agent_t *self, zframe_t *frame)
     }
     lease->received_ms = wrk_job_now_ms ();
     atomic_init (&lease->stop, 0);
+    atomic_init (&lease->phase, S_WAITING);
     zlist_append (self->leases, lease);
-    cmn_log_info ("job %s attempt %" PRIu64 " (%s) leased; %zu held", lease->id,
+    cmn_log_debug ("job %s attempt %" PRIu64 " (%s) leased; %zu held", lease->id,
                   lease->attempt, lease->kind, zlist_size (self->leases));
     s_dispatch (self);
 }
 
 //  True when an ABORT reason means the deadline, not a cancel.
+//  JOBS (6.3.1): each element is taken as a JOB, in order; from now on
+//  this broker takes DONES (6.6.2).
+static void
+s_on_jobs (wrk_agent_t *self, zframe_t *frame)
+{
+    cmn_body_t body;
+    cmn_err_t err;
+    const msgpack_object *jobs = NULL;
+    if (cmn_body_decode (&body, zframe_data (frame), zframe_size (frame),
+                         &cmn_codec_limits_default, &err)) {
+        s_drop (self, RXQ_CMD_JOBS, "%s", err.msg);
+        return;
+    }
+    if (cmn_codec_get_array (&body.root, "jobs", &jobs, &err) != 0
+    ||  jobs->via.array.size == 0 || jobs->via.array.size > RXQ_MAX_BATCH)
+        s_drop (self, RXQ_CMD_JOBS, "%s", err.code ? err.msg
+                : "'jobs' must be an array of 1 to 256 JOB maps");
+    else {
+        self->broker_batches = true;
+        cmn_packbuf_t b;
+        cmn_packbuf_init (&b);
+        for (uint32_t i = 0; i < jobs->via.array.size; i++) {
+            //  Each JOB as its own body, as a lease keeps it.
+            b.sb.size = 0;
+            msgpack_pack_object (&b.pk, jobs->via.array.ptr [i]);
+            s_on_job (self, b.sb.data, b.sb.size);
+        }
+        msgpack_sbuffer_destroy (&b.sb);
+    }
+    cmn_body_free (&body);
+}
+
 static bool
 s_reason_is_deadline (const char *reason)
 {
@@ -913,7 +1050,10 @@ s_on_broker (wrk_agent_t *self)
     }
     else
     if (cmd == RXQ_CMD_JOB)
-        s_on_job (self, body_frame);
+        s_on_job (self, zframe_data (body_frame), zframe_size (body_frame));
+    else
+    if (cmd == RXQ_CMD_JOBS)
+        s_on_jobs (self, body_frame);
     else
     if (cmd == RXQ_CMD_ABORT || cmd == RXQ_CMD_DISCONNECT || cmd == RXQ_CMD_HEARTBEAT
     ||  cmd == RXQ_CMD_TUNING) {
@@ -940,7 +1080,7 @@ s_on_broker (wrk_agent_t *self)
 }
 
 //  Reads one message from the device thread: a progress report to forward,
-//  or a DONE that ends the running lease (then the next one starts).
+//  or a DONE that ends a lease it was handed (then more are handed over).
 //  FORWARD false discards them instead (shutting down).
 static void
 s_on_device (wrk_agent_t *self, bool forward)
@@ -954,7 +1094,17 @@ s_on_device (wrk_agent_t *self, bool forward)
     assert (command && pointer && data && zframe_size (pointer) == sizeof (s_lease_t *));
     s_lease_t *lease;
     memcpy (&lease, zframe_data (pointer), sizeof lease);
-    assert (lease == self->running);
+    assert (lease->running && self->handed > 0);
+    if (streq (command, "SKIPPED")) {
+        assert (!s_held (lease) && self->withdrawn > 0);
+        zlist_remove (self->leases, lease);
+        s_lease_destroy (&lease);
+        self->handed--;
+        self->withdrawn--;
+        if (forward)
+            s_dispatch (self);
+    }
+    else
     if (streq (command, "PROGRESS")) {
         if (forward)
             s_send_progress (self, lease, zframe_data (data), zframe_size (data));
@@ -962,10 +1112,10 @@ s_on_device (wrk_agent_t *self, bool forward)
     else {
         assert (streq (command, "DONE"));
         if (forward)
-            s_send (self, RXQ_CMD_DONE, zframe_data (data), zframe_size (data));
+            s_done_out (self, zframe_data (data), zframe_size (data));
         zlist_remove (self->leases, lease);
         s_lease_destroy (&lease);
-        self->running = NULL;
+        self->handed--;
         if (forward)
             s_dispatch (self);
     }
@@ -1027,6 +1177,7 @@ wrk_agent_new (const wrk_agent_config_t *cfg, wrk_device_t *device, cmn_err_t *e
     self->devctx.progress_ms = cfg->progress_ms ? cfg->progress_ms
                                                 : WRK_AGENT_PROGRESS_MS_DEFAULT;
     atomic_init (&self->devctx.beat_ms, 0);
+    cmn_packbuf_init (&self->dones);
     atomic_init (&self->stop_requested, 0);
     self->endpoint = strdup (cfg->endpoint);
     if (cfg->name)
@@ -1094,9 +1245,9 @@ wrk_agent_destroy (wrk_agent_t **self_p)
     wrk_agent_t *self = *self_p;
     if (!self)
         return;
-    //  The device thread is idle: run () waits for the running job before
-    //  it returns, and without run () no lease ever arrived.
-    assert (!self->running);
+    //  The device thread is idle: run () waits for the leases it handed
+    //  there before it returns, and without run () no lease ever arrived.
+    assert (!self->handed);
     zactor_destroy (&self->actor);
     zpoller_destroy (&self->poller);
     zsock_destroy (&self->broker);
@@ -1111,6 +1262,7 @@ wrk_agent_destroy (wrk_agent_t **self_p)
     free (self->tags);
     free (self->kinds);
     msgpack_sbuffer_destroy (&self->device_info);
+    msgpack_sbuffer_destroy (&self->dones.sb);
     free (self->name);
     free (self->endpoint);
     free (self);
@@ -1149,9 +1301,10 @@ s_shutdown (wrk_agent_t *self)
     }
     int64_t since = wrk_job_now_ms ();
     int64_t next_log = since;
-    while (self->running) {
+    while (self->handed) {
         if (wrk_job_now_ms () >= next_log) {
-            cmn_log_info ("waiting for job %s to stop", self->running->id);
+            lease = zlist_first (self->leases);
+            cmn_log_info ("waiting for job %s to stop", lease ? lease->id : "?");
             next_log += 5000;
         }
         void *which = zpoller_wait (self->poller, 1000);
@@ -1187,11 +1340,23 @@ wrk_agent_run (wrk_agent_t *self)
         int64_t wait = next - now;
         wait = wait < 0 ? 0 : wait > S_POLL_MAX_MS ? S_POLL_MAX_MS : wait;
         void *which = zpoller_wait (self->poller, (int) wait);
-        if (which == self->broker)
-            s_on_broker (self);
+        //  What is already queued is read without polling again, up to
+        //  S_DRAIN_MAX messages, so the timers below still run in a burst.
+        if (which == self->broker) {
+            int n = 0;
+            do
+                s_on_broker (self);
+            while (!self->fatal && ++n < S_DRAIN_MAX
+                   && (zsock_events (self->broker) & ZMQ_POLLIN));
+        }
         else
-        if (which == self->actor)
-            s_on_device (self, true);
+        if (which == self->actor) {
+            int n = 0;
+            do
+                s_on_device (self, true);
+            while (++n < S_DRAIN_MAX && (zsock_events (self->actor) & ZMQ_POLLIN));
+            s_dones_flush (self);
+        }
         else
         if (zpoller_terminated (self->poller) && errno == ETERM) {
             cmn_err_set (&self->err, RXQ_E_INTERNAL, "ZeroMQ context terminated");

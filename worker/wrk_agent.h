@@ -12,7 +12,9 @@
  *    - the device thread (a zactor) runs one lease at a time: it calls the
  *      kind's runner (wrk_jobs_find) and sends progress and the packed DONE
  *      body back over the actor pipe. A long kernel therefore never delays
- *      a heartbeat.
+ *      a heartbeat. It is handed up to 64 leases at once and runs them in
+ *      order, so short jobs cost no wait between the threads each; an
+ *      ABORT for one still waiting there is answered at once.
  *
  *  Exit: wrk_agent_run () returns when the process is interrupted
  *  (SIGINT/SIGTERM, through czmq's zsys_interrupted), when wrk_agent_stop ()

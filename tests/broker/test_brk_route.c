@@ -190,22 +190,22 @@ Test (brk_route, targets_differing_in_case_get_different_lanes)
 
 Test (brk_route, target_requirement_survives_a_broker_restart)
 {
-    //  The job hash in Redis keeps the target (req_target) like the other
+    //  The job record in Redis keeps the target like the other
     //  requirements: a recovered job is still routed by it.
-    const char *fields [] = { "id", "j1", "kind", "optimize", "state", "queued",
-                              "req_target", "gpu-box-1" };
-    redisReply el [8], *elp [8];
-    for (int i = 0; i < 8; i++) {
-        memset (&el [i], 0, sizeof el [i]);
-        el [i].type = REDIS_REPLY_STRING;
-        el [i].str = (char *) fields [i];
-        el [i].len = strlen (fields [i]);
-        elp [i] = &el [i];
-    }
-    redisReply h = { .type = REDIS_REPLY_ARRAY, .elements = 8, .element = elp };
     brk_job_t *job = brk_job_new ();
     cr_assert_not_null (job);
-    cr_assert_eq (brk_job_load (job, &h), 0);
-    cr_assert_str_eq (job->require.target, "gpu-box-1");
+    snprintf (job->id, sizeof job->id, "j1");
+    snprintf (job->kind, sizeof job->kind, "optimize");
+    job->state = BRK_QUEUED;
+    snprintf (job->require.target, sizeof job->require.target, "gpu-box-1");
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
+    brk_job_pack_record (job, &b.pk);
+    brk_job_t *back = brk_job_new ();
+    cr_assert_not_null (back);
+    cr_assert_eq (brk_job_load (back, b.sb.data, b.sb.size), 0);
+    cr_assert_str_eq (back->require.target, "gpu-box-1");
+    msgpack_sbuffer_destroy (&b.sb);
+    brk_job_destroy (&back);
     brk_job_destroy (&job);
 }

@@ -207,6 +207,142 @@ Test (spec, s6_3_capacity_is_respected)
     zsock_destroy (&c);
 }
 
+//  Reads leases from W until COUNT have come or 1 s passes without one:
+//  ids and attempts into IDS/ATTEMPTS; *JOBS_MSGS counts the JOBS messages
+//  and *MOST the most leases one of them held. Returns the leases read.
+//  (Quickly: a fake worker sends no heartbeats, and after 300 ms of
+//  silence the broker declares it dead.)
+static int
+s_read_leases (zsock_t *w, int count, char (*ids) [64], uint64_t *attempts,
+               int *jobs_msgs, int *most)
+{
+    int n = 0;
+    *jobs_msgs = *most = 0;
+    tst_reply_t r;
+    while (n < count && tst_recv_skip_hb (w, &r, 1000) == 0) {
+        if (r.cmd == RXQ_CMD_JOB) {
+            cmn_codec_get_cstr (&r.body.root, "id", ids [n], 64, NULL);
+            cmn_codec_get_uint (&r.body.root, "attempt", &attempts [n], NULL);
+            n++;
+        }
+        else {
+            cr_assert_eq (r.cmd, RXQ_CMD_JOBS, "got command 0x%02x", r.cmd);
+            const msgpack_object *jobs = NULL;
+            cr_assert_eq (cmn_codec_get_array (&r.body.root, "jobs", &jobs, NULL), 0);
+            (*jobs_msgs)++;
+            if ((int) jobs->via.array.size > *most)
+                *most = (int) jobs->via.array.size;
+            for (uint32_t i = 0; i < jobs->via.array.size; i++) {
+                cr_assert_lt (n, count, "more leases than asked for");
+                const msgpack_object *j = &jobs->via.array.ptr [i];
+                cr_assert_eq (cmn_codec_get_cstr (j, "id", ids [n], 64, NULL), 0);
+                cr_assert_eq (cmn_codec_get_uint (j, "attempt", &attempts [n], NULL), 0);
+                n++;
+            }
+        }
+        tst_reply_free (&r);
+    }
+    return n;
+}
+
+Test (spec, s6_3_1_jobs_batches_leases_within_batch_and_capacity)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64];
+    for (int i = 0; i < 10; i++)
+        tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = tst_worker_batch ("wb", "noop", 7, 4);
+    char ids [16][64];
+    uint64_t attempts [16];
+    int msgs, most;
+    int n = s_read_leases (w, 7, ids, attempts, &msgs, &most);
+    //  Each was persisted as leased before it was sent (6.3).
+    for (int i = 0; i < n; i++) {
+        char state [16];
+        tst_redis_state (ids [i], state);
+        cr_assert_str_eq (state, "leased");
+    }
+    cr_assert_eq (n, 7, "capacity 7: %d leases", n);
+    cr_assert_geq (msgs, 2, "7 leases in JOBS of at most 4");
+    cr_assert_eq (most, 4, "JOBS never above the worker's batch");
+    tst_reply_t r;
+    cr_assert_neq (tst_recv_skip_hb (w, &r, 100), 0, "a lease beyond capacity 7");
+    //  A worker that did not ask for batches gets JOB (tst_expect_job
+    //  asserts the command).
+    zsock_t *plain = tst_worker ("wp", "noop", 3);
+    char jid [64];
+    uint64_t attempt;
+    tst_expect_job (plain, jid, sizeof jid, &attempt);
+    zsock_destroy (&plain);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s6_6_2_dones_ends_each_job_and_drops_bad_elements)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64];
+    for (int i = 0; i < 3; i++)
+        tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    zsock_t *w = tst_worker_batch ("wb", "noop", 3, 8);
+    char ids [4][64];
+    uint64_t attempts [4];
+    int msgs, most;
+    cr_assert_eq (s_read_leases (w, 3, ids, attempts, &msgs, &most), 3);
+    //  DONES: job 0 succeeds, a stale attempt of job 1, a number, job 2
+    //  fails without retry.
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 1);
+    cmn_pack_key (pk, "done");
+    msgpack_pack_array (pk, 4);
+    msgpack_pack_map (pk, 4);
+    cmn_pack_kv_str (pk, "id", ids [0]);
+    cmn_pack_kv_uint (pk, "attempt", attempts [0]);
+    cmn_pack_kv_bool (pk, "ok", true);
+    cmn_pack_key (pk, "result");
+    msgpack_pack_map (pk, 1);
+    cmn_pack_kv_uint (pk, "answer", 42);
+    msgpack_pack_map (pk, 3);
+    cmn_pack_kv_str (pk, "id", ids [1]);
+    cmn_pack_kv_uint (pk, "attempt", attempts [1] + 7);
+    cmn_pack_kv_bool (pk, "ok", true);
+    msgpack_pack_uint8 (pk, 5);
+    msgpack_pack_map (pk, 5);
+    cmn_pack_kv_str (pk, "id", ids [2]);
+    cmn_pack_kv_uint (pk, "attempt", attempts [2]);
+    cmn_pack_kv_bool (pk, "ok", false);
+    cmn_pack_kv_bool (pk, "retry", false);
+    cmn_pack_key (pk, "error");
+    msgpack_pack_map (pk, 2);
+    cmn_pack_kv_uint (pk, "code", RXQ_E_PARAM);
+    cmn_pack_kv_str (pk, "message", "bad");
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_DONES, &b);
+    //  An empty DONES and one without `done`: invalid, dropped.
+    pk = tst_body_begin (&b, 1);
+    cmn_pack_key (pk, "done");
+    msgpack_pack_array (pk, 0);
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_DONES, &b);
+    pk = tst_body_begin (&b, 1);
+    cmn_pack_kv_uint (pk, "x", 1);
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_DONES, &b);
+    tst_pump (200);
+    char state [16];
+    tst_redis_state (ids [0], state);
+    cr_assert_str_eq (state, "succeeded");
+    tst_redis_state (ids [1], state);
+    cr_assert_str_eq (state, "leased", "a stale element is refused");
+    tst_redis_state (ids [2], state);
+    cr_assert_str_eq (state, "failed");
+    cr_assert_geq (brk_broker_stats (tst_broker)->invalid_dropped, 3);
+    //  The broker still serves the worker: the current DONE of job 1.
+    tst_done (w, ids [1], attempts [1], true, 0, true);
+    tst_pump (200);
+    tst_redis_state (ids [1], state);
+    cr_assert_str_eq (state, "succeeded");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
 Test (spec, s6_6_done_records_result_once_and_refuses_stale)
 {
     zsock_t *c = tst_dealer ();
@@ -483,6 +619,166 @@ Test (spec, s5_4_watch_in_the_turn_its_job_ends_gets_final)
         tst_reply_free (&r);
     }
     cr_assert (final, "the watch got its FINAL");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+//  Sends WATCH {id, since} (SINCE may be NULL) and reads the replay up to
+//  the FINAL: the events' types and eids into TYPES and EIDS (MAX each).
+//  Returns how many events came.
+static int
+s_watch_replay (zsock_t *c, const char *id, const char *since, char (*types) [32],
+                char (*eids) [48], int max)
+{
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, since ? 3 : 2);
+    cmn_pack_kv_uint (pk, "req", 91);
+    cmn_pack_kv_str (pk, "id", id);
+    if (since)
+        cmn_pack_kv_str (pk, "since", since);
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_WATCH, &b);
+    int n = 0;
+    tst_reply_t r;
+    for (;;) {
+        cr_assert_eq (tst_recv_skip_hb (c, &r, 3000), 0, "replay stopped after %d events", n);
+        if (r.cmd == RXQ_CMD_FINAL) {
+            tst_reply_free (&r);
+            return n;
+        }
+        cr_assert_eq (r.cmd, RXQ_CMD_PARTIAL);
+        cr_assert_lt (n, max, "more events than expected");
+        const msgpack_object *ev = NULL;
+        cr_assert_eq (cmn_codec_get_map (&r.body.root, "event", &ev, NULL), 0);
+        cr_assert_eq (cmn_codec_get_cstr (ev, "type", types [n], 32, NULL), 0);
+        cr_assert_eq (cmn_codec_get_cstr (ev, "eid", eids [n], 48, NULL), 0);
+        n++;
+        tst_reply_free (&r);
+    }
+}
+
+//  Runs one noop job to success on worker W, with a PROGRESS when
+//  PROGRESS is true; returns its id in ID (64 bytes).
+static void
+s_run_noop (zsock_t *c, zsock_t *w, bool progress, char *id)
+{
+    char jid [64];
+    uint64_t attempt;
+    tst_submit (c, "noop", 1, NULL, NULL, id, 64);
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    if (progress) {
+        tst_body_t b;
+        msgpack_packer *pk = tst_body_begin (&b, 4);
+        cmn_pack_kv_str (pk, "id", jid);
+        cmn_pack_kv_uint (pk, "attempt", attempt);
+        cmn_pack_kv_double (pk, "fraction", 0.5);
+        cmn_pack_kv_str (pk, "message", "halfway");
+        tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_PROGRESS, &b);
+    }
+    tst_done (w, jid, attempt, true, 0, true);
+    char state [16] = "";
+    for (int i = 0; i < 100 && strcmp (state, "succeeded"); i++) {
+        tst_pump (20);
+        tst_redis_state (id, state);
+    }
+    cr_assert_str_eq (state, "succeeded");
+}
+
+static long
+s_stream_len (const char *id)
+{
+    redisReply *r = tst_redis_cmd (&tst_redis, "XLEN rxq:test:events:%s", id);
+    cr_assert (r && r->type == REDIS_REPLY_INTEGER);
+    long n = (long) r->integer;
+    freeReplyObject (r);
+    return n;
+}
+
+//  docs/redis.md: a job's lifecycle events live in its record until one
+//  does not fit; the replay of 5.4 is the same either way.
+Test (spec, s5_4_replay_of_events_kept_in_the_record)
+{
+    zsock_t *c = tst_dealer ();
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    char id [64], types [8][32], eids [8][48];
+    s_run_noop (c, w, false, id);
+    cr_assert_eq (s_stream_len (id), 0, "a job without progress has no stream");
+    int n = s_watch_replay (c, id, NULL, types, eids, 8);
+    cr_assert_eq (n, 3);
+    cr_assert_str_eq (types [0], "accepted");
+    cr_assert_str_eq (types [1], "leased");
+    cr_assert_str_eq (types [2], "succeeded");
+    //  `since` is exclusive, in stream-id order.
+    char first [48];
+    snprintf (first, sizeof first, "%s", eids [0]);
+    n = s_watch_replay (c, id, first, types, eids, 8);
+    cr_assert_eq (n, 2);
+    cr_assert_str_eq (types [0], "leased");
+    n = s_watch_replay (c, id, eids [1], types, eids, 8);
+    cr_assert_eq (n, 0);
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+Test (spec, s5_4_replay_of_events_moved_to_the_stream)
+{
+    zsock_t *c = tst_dealer ();
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    char id [64], types [8][32], eids [8][48];
+    s_run_noop (c, w, true, id);
+    cr_assert_eq (s_stream_len (id), 4, "the progress moved every event to the stream");
+    cmn_body_t rec;
+    cr_assert_eq (tst_job_record (&tst_redis, "rxq:test:", id, &rec), 0);
+    bool streamed = false;
+    cr_assert_eq (cmn_codec_get_bool (&rec.root, "streamed", &streamed, NULL), 0);
+    cr_assert (streamed);
+    cr_assert_null (cmn_codec_find (&rec.root, "events"));
+    cmn_body_free (&rec);
+    static const char *want [] = { "accepted", "leased", "progress", "succeeded" };
+    int n = s_watch_replay (c, id, NULL, types, eids, 8);
+    cr_assert_eq (n, 4);
+    for (int i = 0; i < 4; i++)
+        cr_assert_str_eq (types [i], want [i]);
+    n = s_watch_replay (c, id, eids [1], types, eids, 8);
+    cr_assert_eq (n, 2);
+    cr_assert_str_eq (types [0], "progress");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
+
+//  Events kept in the record survive a broker restart with the job, and
+//  the first event of the new epoch after them moves them to the stream in
+//  order.
+Test (spec, s5_4_record_events_survive_a_restart)
+{
+    zsock_t *c = tst_dealer ();
+    char id [64], types [8][32], eids [8][48];
+    tst_submit (c, "noop", 1, NULL, NULL, id, sizeof id);
+    tst_pump (50);
+    zsock_destroy (&c);
+    tst_broker_restart ();
+    c = tst_dealer ();
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    char jid [64];
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    cr_assert_str_eq (jid, id);
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 4);
+    cmn_pack_kv_str (pk, "id", jid);
+    cmn_pack_kv_uint (pk, "attempt", attempt);
+    cmn_pack_kv_double (pk, "fraction", 0.5);
+    cmn_pack_kv_str (pk, "message", "halfway");
+    tst_send (w, RXQ_PROTO_WORKER, RXQ_CMD_PROGRESS, &b);
+    tst_done (w, jid, attempt, true, 0, true);
+    tst_pump (200);
+    static const char *want [] = { "accepted", "leased", "progress", "succeeded" };
+    int n = s_watch_replay (c, id, NULL, types, eids, 8);
+    cr_assert_eq (n, 4);
+    for (int i = 0; i < 4; i++)
+        cr_assert_str_eq (types [i], want [i]);
+    cr_assert_eq (strncmp (eids [0], "1-", 2), 0, "accepted in epoch 1: %s", eids [0]);
+    cr_assert_eq (strncmp (eids [1], "2-", 2), 0, "leased in epoch 2: %s", eids [1]);
+    cr_assert_eq (s_stream_len (id), 4);
     zsock_destroy (&w);
     zsock_destroy (&c);
 }

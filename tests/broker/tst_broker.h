@@ -9,6 +9,7 @@
 #include "brk_broker.h"
 #include "cmn_codec.h"
 #include "cmn_proto.h"
+#include "support/tst_jobs.h"
 #include "support/tst_redis.h"
 
 static tst_redis_t tst_redis;
@@ -188,15 +189,18 @@ tst_submit (zsock_t *s, const char *kind, uint64_t priority, const char *extra_k
     tst_reply_free (&r);
 }
 
-//  A fake worker: READY with the kinds given (comma-separated).
+//  A fake worker: READY with the kinds given (comma-separated), asking for
+//  JOBS of up to BATCH leases (6.3.1) when BATCH is not 0.
 static inline zsock_t *
-tst_worker (const char *name, const char *kinds, uint64_t capacity)
+tst_worker_batch (const char *name, const char *kinds, uint64_t capacity, uint64_t batch)
 {
     zsock_t *w = tst_dealer ();
     tst_body_t b;
-    msgpack_packer *pk = tst_body_begin (&b, 3);
+    msgpack_packer *pk = tst_body_begin (&b, batch ? 4 : 3);
     cmn_pack_kv_str (pk, "name", name);
     cmn_pack_kv_uint (pk, "capacity", capacity);
+    if (batch)
+        cmn_pack_kv_uint (pk, "batch", batch);
     cmn_pack_key (pk, "kinds");
     char buf [256];
     snprintf (buf, sizeof buf, "%s", kinds);
@@ -213,6 +217,13 @@ tst_worker (const char *name, const char *kinds, uint64_t capacity)
     cr_assert_eq (r.cmd, RXQ_CMD_HEARTBEAT);
     tst_reply_free (&r);
     return w;
+}
+
+//  A fake worker that takes JOB only.
+static inline zsock_t *
+tst_worker (const char *name, const char *kinds, uint64_t capacity)
+{
+    return tst_worker_batch (name, kinds, capacity, 0);
 }
 
 //  Waits for a JOB on worker W; returns its id and attempt.
@@ -255,12 +266,7 @@ tst_done (zsock_t *w, const char *id, uint64_t attempt, bool ok, int code, bool 
 static inline void
 tst_redis_state (const char *id, char *state)
 {
-    redisReply *r = tst_redis_cmd (&tst_redis, "HGET rxq:test:job:%s state", id);
-    state [0] = 0;
-    if (r && r->type == REDIS_REPLY_STRING && r->len < 16)
-        memcpy (state, r->str, r->len + 1);
-    if (r)
-        freeReplyObject (r);
+    tst_job_state (&tst_redis, "rxq:test:", id, state);
 }
 
 //  STATUS of ID; fills STATE (16 bytes) and ATTEMPT.

@@ -221,3 +221,33 @@ Test (cmn_codec, body_outlives_its_buffer)
     cr_assert_eq (memcmp (data->via.bin.ptr, "\x01\x02\x03", 3), 0);
     cmn_body_free (&body);
 }
+
+//  cmn_packbuf starts small and doubles: bodies far over the first
+//  allocation, written piece by piece and in one large piece, come out
+//  whole.
+Test (cmn_codec, packbuf_grows_past_its_first_allocation)
+{
+    cmn_packbuf_t b;
+    cmn_packbuf_init (&b);
+    enum { N = 5000 };
+    msgpack_pack_array (&b.pk, N + 1);
+    for (int i = 0; i < N; i++)
+        msgpack_pack_uint32 (&b.pk, (uint32_t) i * 65537u);
+    static char big [100000];
+    memset (big, 'x', sizeof big);
+    msgpack_pack_bin (&b.pk, sizeof big);
+    msgpack_pack_bin_body (&b.pk, big, sizeof big);
+    cmn_codec_limits_t limits = cmn_codec_limits_default;
+    limits.max_str = sizeof big;
+    cr_assert_eq (cmn_codec_check (b.sb.data, b.sb.size, &limits, NULL), 0);
+    msgpack_unpacked u;
+    msgpack_unpacked_init (&u);
+    cr_assert_eq (msgpack_unpack_next (&u, b.sb.data, b.sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq (u.data.via.array.size, N + 1);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq (u.data.via.array.ptr [i].via.u64, (uint64_t) ((uint32_t) i * 65537u));
+    cr_assert_eq (u.data.via.array.ptr [N].via.bin.size, sizeof big);
+    cr_assert_eq (memcmp (u.data.via.array.ptr [N].via.bin.ptr, big, sizeof big), 0);
+    msgpack_unpacked_destroy (&u);
+    msgpack_sbuffer_destroy (&b.sb);
+}

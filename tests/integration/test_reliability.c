@@ -8,6 +8,7 @@
 #include "cmn_codec.h"
 #include "cmn_proto.h"
 #include "rxq_client.h"
+#include "support/tst_jobs.h"
 #include "support/tst_proc.h"
 #include "support/tst_redis.h"
 
@@ -159,49 +160,40 @@ s_wait_state (const char *id, const char *want, int ms)
     cr_assert_fail ("job %s is '%s', not '%s', after %d ms", id, state, want, ms);
 }
 
-//  Counts the events of TYPE in job ID's stream, straight from Redis.
+//  Most events one job of these tests has.
+#define MAX_EVENTS 1024
+
+//  Counts the events of TYPE stored for job ID, straight from Redis.
 static int
 s_events (const char *id, const char *type)
 {
-    redisReply *r = tst_redis_cmd (&s_redis, "XRANGE rxq:it:events:%s - +", id);
-    int n = 0;
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *fields = r->element [i]->element [1];
-        cmn_body_t ev;
-        if (cmn_body_decode (&ev, fields->element [1]->str, fields->element [1]->len,
-                             &cmn_codec_limits_default, NULL) == 0) {
-            char t [32] = "";
-            cmn_codec_get_cstr (&ev.root, "type", t, sizeof t, NULL);
-            n += strcmp (t, type) == 0;
-            cmn_body_free (&ev);
-        }
+    static cmn_body_t ev [MAX_EVENTS];
+    size_t n = tst_job_events (&s_redis, "rxq:it:", id, ev, MAX_EVENTS);
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        char t [32] = "";
+        cmn_codec_get_cstr (&ev [i].root, "type", t, sizeof t, NULL);
+        count += strcmp (t, type) == 0;
     }
-    if (r)
-        freeReplyObject (r);
-    return n;
+    tst_job_events_free (ev, n);
+    return count;
 }
 
 //  Index of the worker process named in the job's lease.
 static int
 s_holder (const char *id)
 {
-    redisReply *r = tst_redis_cmd (&s_redis, "XREVRANGE rxq:it:events:%s + - COUNT 20", id);
+    static cmn_body_t ev [MAX_EVENTS];
+    size_t n = tst_job_events (&s_redis, "rxq:it:", id, ev, MAX_EVENTS);
     int who = -1;
-    for (size_t i = 0; who < 0 && r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        redisReply *fields = r->element [i]->element [1];
-        cmn_body_t ev;
-        if (cmn_body_decode (&ev, fields->element [1]->str, fields->element [1]->len,
-                             &cmn_codec_limits_default, NULL) == 0) {
-            char t [32] = "", w [32] = "";
-            cmn_codec_get_cstr (&ev.root, "type", t, sizeof t, NULL);
-            cmn_codec_get_cstr (&ev.root, "worker", w, sizeof w, NULL);
-            if ((!strcmp (t, "leased") || !strcmp (t, "reclaimed")) && w [0] == 'w')
-                who = atoi (w + 1);
-            cmn_body_free (&ev);
-        }
+    for (size_t i = n; who < 0 && i-- > 0; ) {
+        char t [32] = "", w [32] = "";
+        cmn_codec_get_cstr (&ev [i].root, "type", t, sizeof t, NULL);
+        cmn_codec_get_cstr (&ev [i].root, "worker", w, sizeof w, NULL);
+        if ((!strcmp (t, "leased") || !strcmp (t, "reclaimed")) && w [0] == 'w')
+            who = atoi (w + 1);
     }
-    if (r)
-        freeReplyObject (r);
+    tst_job_events_free (ev, n);
     return who;
 }
 
@@ -413,29 +405,20 @@ s_dump_unfinished (char (*ids) [64], int n)
 {
     int shown = 0;
     for (int i = 0; i < n && shown < 5; i++) {
-        redisReply *st = tst_redis_cmd (&s_redis, "HGET rxq:it:job:%s state", ids [i]);
-        bool ok = st && st->type == REDIS_REPLY_STRING && !strcmp (st->str, "succeeded");
-        if (!ok) {
-            fprintf (stderr, "job %s: state %s\n", ids [i],
-                     st && st->type == REDIS_REPLY_STRING ? st->str : "(none)");
-            redisReply *r = tst_redis_cmd (&s_redis, "XRANGE rxq:it:events:%s - +", ids [i]);
-            for (size_t e = 0; r && r->type == REDIS_REPLY_ARRAY && e < r->elements; e++) {
-                redisReply *f = r->element [e]->element [1];
-                cmn_body_t ev;
-                if (cmn_body_decode (&ev, f->element [1]->str, f->element [1]->len,
-                                     &cmn_codec_limits_default, NULL) == 0) {
-                    char *json = cmn_codec_to_json (&ev.root);
-                    fprintf (stderr, "    %s\n", json ? json : "?");
-                    free (json);
-                    cmn_body_free (&ev);
-                }
+        char state [16];
+        tst_job_state (&s_redis, "rxq:it:", ids [i], state);
+        if (strcmp (state, "succeeded") != 0) {
+            fprintf (stderr, "job %s: state %s\n", ids [i], state [0] ? state : "(none)");
+            static cmn_body_t ev [MAX_EVENTS];
+            size_t n_ev = tst_job_events (&s_redis, "rxq:it:", ids [i], ev, MAX_EVENTS);
+            for (size_t e = 0; e < n_ev; e++) {
+                char *json = cmn_codec_to_json (&ev [e].root);
+                fprintf (stderr, "    %s\n", json ? json : "?");
+                free (json);
             }
-            if (r)
-                freeReplyObject (r);
+            tst_job_events_free (ev, n_ev);
             shown++;
         }
-        if (st)
-            freeReplyObject (st);
     }
 }
 
@@ -495,19 +478,14 @@ Test (reliability, soak_2000_jobs_with_random_kills)
         twice += n > 1;
         cr_assert_eq (n, 1, "job %s recorded %d times", ids [i], n);
         //  Requeue delay: from the kill that took the lease to the requeue.
-        r = tst_redis_cmd (&s_redis, "XRANGE rxq:it:events:%s - +", ids [i]);
-        for (size_t e = 0; r && r->type == REDIS_REPLY_ARRAY && e < r->elements; e++) {
-            redisReply *f = r->element [e]->element [1];
-            cmn_body_t ev;
-            if (cmn_body_decode (&ev, f->element [1]->str, f->element [1]->len,
-                                 &cmn_codec_limits_default, NULL))
-                continue;
+        static cmn_body_t ev [MAX_EVENTS];
+        size_t n_ev = tst_job_events (&s_redis, "rxq:it:", ids [i], ev, MAX_EVENTS);
+        for (size_t e = 0; e < n_ev; e++) {
             char type [32] = "", reason [160] = "";
             uint64_t ms = 0;
-            cmn_codec_get_cstr (&ev.root, "type", type, sizeof type, NULL);
-            cmn_codec_get_cstr (&ev.root, "reason", reason, sizeof reason, NULL);
-            cmn_codec_get_uint (&ev.root, "ms", &ms, NULL);
-            cmn_body_free (&ev);
+            cmn_codec_get_cstr (&ev [e].root, "type", type, sizeof type, NULL);
+            cmn_codec_get_cstr (&ev [e].root, "reason", reason, sizeof reason, NULL);
+            cmn_codec_get_uint (&ev [e].root, "ms", &ms, NULL);
             if (strcmp (type, "requeued"))
                 continue;
             requeues++;
@@ -526,8 +504,7 @@ Test (reliability, soak_2000_jobs_with_random_kills)
             if (kill_at && (int64_t) ms - kill_at > worst)
                 worst = (int64_t) ms - kill_at;
         }
-        if (r)
-            freeReplyObject (r);
+        tst_job_events_free (ev, n_ev);
     }
     int stale = tst_proc_log_count (&s_broker, "stale lease");
     //  The figures docs/reliability.md records.

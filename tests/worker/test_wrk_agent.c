@@ -665,6 +665,189 @@ Test (wrk_agent, capacity_leases_run_in_fifo_order)
     s_msg_free (&m);
 }
 
+//  More leases than the device thread is handed at once (S_HANDED_MAX):
+//  every one runs once, in order of arrival, and one waiting behind a long
+//  job and aborted is answered at once and not run.
+Test (wrk_agent, capacity_burst_runs_each_lease_once_in_order)
+{
+    enum { N = 150 };
+    wrk_agent_config_t cfg = { .name = "test-worker", .capacity = N + 1 };
+    msg_t m;
+    s_start (&cfg, &m);
+    s_msg_free (&m);
+    s_job ("long", 1, "noop", 400, NULL, 0);
+    char id [16];
+    for (int i = 0; i < N; i++) {
+        snprintf (id, sizeof id, "j%d", i);
+        s_job (id, 1, "noop", 0, NULL, 0);
+    }
+    //  j3 waits in the device thread's queue behind `long`.
+    s_abort ("j3", 1, "cancelled by the client");
+    cr_assert (s_expect (RXQ_CMD_DONE, 300, &m), "the queued lease was not answered at once");
+    s_assert_done_error (&m, "j3", 1, RXQ_E_CANCELLED, true);
+    s_msg_free (&m);
+    cr_assert (s_expect (RXQ_CMD_DONE, 3000, &m));
+    s_assert_str (&m.body.root, "id", "long");
+    s_msg_free (&m);
+    for (int i = 0; i < N; i++) {
+        if (i == 3)
+            continue;
+        snprintf (id, sizeof id, "j%d", i);
+        cr_assert (s_expect (RXQ_CMD_DONE, 3000, &m), "no DONE for %s", id);
+        s_assert_str (&m.body.root, "id", id);
+        cr_assert (s_bool (&m.body.root, "ok"), "%s failed", id);
+        s_msg_free (&m);
+    }
+    cr_assert_not (s_expect (RXQ_CMD_DONE, 300, &m), "a lease was answered twice");
+}
+
+//  JOBS (6.3.1) of N noop jobs "b0".."b<N-1>", attempt 1, with a number
+//  (not a map) as element BAD when BAD >= 0.
+static void
+s_jobs (int n, int bad)
+{
+    PACKER (sb, pk);
+    msgpack_pack_map (&pk, 1);
+    cmn_pack_key (&pk, "jobs");
+    msgpack_pack_array (&pk, (uint32_t) n);
+    for (int i = 0; i < n; i++) {
+        if (i == bad) {
+            msgpack_pack_uint8 (&pk, 7);
+            continue;
+        }
+        char id [16];
+        snprintf (id, sizeof id, "b%d", i);
+        msgpack_pack_map (&pk, 4);
+        cmn_pack_kv_str (&pk, "id", id);
+        cmn_pack_kv_uint (&pk, "attempt", 1);
+        cmn_pack_kv_str (&pk, "kind", "noop");
+        cmn_pack_key (&pk, "params");
+        msgpack_pack_map (&pk, 0);
+    }
+    s_send (RXQ_CMD_JOBS, &sb);
+}
+
+//  Reads DONE and DONES until COUNT results came: marks seen [i] (I below
+//  IDS) for the id "b<i>" of each successful one, counts the DONES in
+//  *DONES.
+static void
+s_expect_results (int count, int ids, bool *seen, int *dones)
+{
+    int got = 0;
+    *dones = 0;
+    while (got < count) {
+        msg_t m;
+        cr_assert (s_recv (3000, &m), "%d of %d results came", got, count);
+        if (m.command == RXQ_CMD_HEARTBEAT || m.command == RXQ_CMD_PROGRESS) {
+            s_msg_free (&m);
+            continue;
+        }
+        const msgpack_object *list = &m.body.root, one = m.body.root;
+        uint32_t n = 1;
+        if (m.command == RXQ_CMD_DONES) {
+            cr_assert_eq (cmn_codec_get_array (&m.body.root, "done", &list, NULL), 0);
+            n = list->via.array.size;
+            list = list->via.array.ptr;
+            (*dones)++;
+        }
+        else {
+            cr_assert_eq (m.command, RXQ_CMD_DONE, "got %s", cmn_proto_command_name (m.command));
+            list = &one;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            char id [16] = "";
+            cr_assert_eq (cmn_codec_get_cstr (&list [i], "id", id, sizeof id, NULL), 0);
+            cr_assert (s_bool (&list [i], "ok"), "%s failed", id);
+            int k = atoi (id + 1);
+            cr_assert (id [0] == 'b' && k >= 0 && k < ids && !seen [k], "result %s", id);
+            seen [k] = true;
+            got++;
+        }
+        s_msg_free (&m);
+    }
+}
+
+Test (wrk_agent, ready_6_1_asks_for_batches)
+{
+    wrk_agent_config_t cfg = { .name = "test-worker", .capacity = 4 };
+    msg_t m;
+    s_start (&cfg, &m);
+    cr_assert_gt (s_uint (&m.body.root, "batch"), 1);
+    s_msg_free (&m);
+}
+
+Test (wrk_agent, jobs_6_3_1_each_runs_once_and_done_comes_back_batched)
+{
+    enum { N = 40 };
+    wrk_agent_config_t cfg = { .name = "test-worker", .capacity = N };
+    msg_t m;
+    s_start (&cfg, &m);
+    s_msg_free (&m);
+    //  Before any JOBS: a plain DONE (6.6.2).
+    s_job ("plain", 1, "noop", 0, NULL, 0);
+    cr_assert (s_expect (RXQ_CMD_DONE, 2000, &m));
+    s_assert_str (&m.body.root, "id", "plain");
+    s_msg_free (&m);
+    s_jobs (N, -1);
+    bool seen [N] = { false };
+    int dones;
+    s_expect_results (N, N, seen, &dones);
+    cr_assert_gt (dones, 0, "results of a JOBS came back as DONES");
+    cr_assert_not (s_expect (RXQ_CMD_DONE, 300, &m), "a lease was answered twice");
+}
+
+//  Regression: a worker re-registering (DISCONNECT, then READY) kept
+//  sending DONES to a broker that had not sent it JOBS since, which an
+//  older broker would drop. After READY it sends DONE until JOBS again.
+Test (wrk_agent, dones_6_6_2_not_after_a_new_ready_until_jobs)
+{
+    enum { N = 30 };
+    wrk_agent_config_t cfg = { .name = "test-worker", .capacity = N };
+    msg_t m;
+    s_start (&cfg, &m);
+    s_msg_free (&m);
+    s_jobs (N, -1);
+    bool seen [N] = { false };
+    int dones;
+    s_expect_results (N, N, seen, &dones);
+    cr_assert_gt (dones, 0);
+    s_disconnect (RXQ_PROTO_WORKER, "worker is not registered");
+    cr_assert (s_expect (RXQ_CMD_READY, 1000, &m), "no READY after DISCONNECT");
+    s_msg_free (&m);
+    for (int i = 0; i < N; i++) {
+        char id [16];
+        snprintf (id, sizeof id, "b%d", i);
+        s_job (id, 2, "noop", 0, NULL, 0);
+    }
+    memset (seen, 0, sizeof seen);
+    s_expect_results (N, N, seen, &dones);
+    cr_assert_eq (dones, 0, "DONES to a broker that sent no JOBS since READY");
+}
+
+Test (wrk_agent, jobs_6_3_1_invalid_element_dropped_the_rest_run)
+{
+    wrk_agent_config_t cfg = { .name = "test-worker", .capacity = 8 };
+    msg_t m;
+    s_start (&cfg, &m);
+    s_msg_free (&m);
+    //  Without `jobs`, and empty: dropped.
+    PACKER (sb, pk);
+    msgpack_pack_map (&pk, 1);
+    cmn_pack_kv_uint (&pk, "jobs", 3);
+    s_send (RXQ_CMD_JOBS, &sb);
+    PACKER (sb2, pk2);
+    msgpack_pack_map (&pk2, 1);
+    cmn_pack_key (&pk2, "jobs");
+    msgpack_pack_array (&pk2, 0);
+    s_send (RXQ_CMD_JOBS, &sb2);
+    s_jobs (5, 2);
+    bool seen [5] = { false };
+    int dones;
+    seen [2] = true;
+    s_expect_results (4, 5, seen, &dones);
+    cr_assert_not (s_expect (RXQ_CMD_DONE, 300, &m), "nothing for the invalid element");
+}
+
 Test (wrk_agent, capacity_over_the_limit_is_refused_retryable)
 {
     s_start_default ();
