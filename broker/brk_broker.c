@@ -1370,6 +1370,13 @@ s_load_job (brk_broker_t *self, const char *id, cmn_err_t *err)
         return NULL;
     }
     redisReply *r = brk_store_command (self->store, "GET %sjob:%s", self->prefix, id);
+    const cmn_err_t *serr = brk_store_error (self->store);
+    const bool hash = !r && serr->code == RXQ_E_REDIS_REPLY && strstr (serr->msg, "WRONGTYPE");
+    if (hash)
+        //  A hash: the job was stored by a broker from before the record
+        //  was one string (docs/redis.md, "Upgrading"). Read it as such;
+        //  the job's next write replaces it.
+        r = brk_store_command (self->store, "HGETALL %sjob:%s", self->prefix, id);
     if (!r) {
         cmn_err_set (err, RXQ_E_UNAVAILABLE, "%s", brk_store_error (self->store)->msg);
         if (!brk_store_ok (self->store))
@@ -1377,6 +1384,14 @@ s_load_job (brk_broker_t *self, const char *id, cmn_err_t *err)
         return NULL;
     }
     brk_job_t *job = NULL;
+    if (hash) {
+        job = brk_job_new ();
+        if (job && brk_job_load_hash (job, r) != 0) {
+            brk_job_destroy (&job);
+            cmn_err_set (err, RXQ_E_REDIS_REPLY, "job %s is malformed in Redis", id);
+        }
+    }
+    else
     if (r->type == REDIS_REPLY_NIL)
         cmn_err_set (err, RXQ_E_NOTFOUND, "no job with id '%s'", id);
     else {

@@ -392,3 +392,158 @@ done:
     cmn_body_free (&rec);
     return rc;
 }
+
+//  --------------------------------------------------------------------------
+//  The hash layout of before (read only, for an upgraded broker)
+
+static int
+s_u64 (const redisReply *v, uint64_t *out)
+{
+    char buf [32];
+    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len >= sizeof buf)
+        return -1;
+    memcpy (buf, v->str, v->len);
+    buf [v->len] = 0;
+    char *end;
+    unsigned long long x = strtoull (buf, &end, 10);
+    if (*end || buf [0] == '-')
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int
+s_i64 (const redisReply *v, int64_t *out)
+{
+    char buf [32];
+    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len >= sizeof buf)
+        return -1;
+    memcpy (buf, v->str, v->len);
+    buf [v->len] = 0;
+    char *end;
+    long long x = strtoll (buf, &end, 10);
+    if (*end)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int
+s_copy_str (const redisReply *v, char *out, size_t size)
+{
+    if (v->type != REDIS_REPLY_STRING || v->len >= size || memchr (v->str, 0, v->len))
+        return -1;
+    memcpy (out, v->str, v->len);
+    out [v->len] = 0;
+    return 0;
+}
+
+int
+brk_job_load_hash (brk_job_t *self, const redisReply *h)
+{
+    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements % 2)
+        return -1;
+    bool have_id = false, have_kind = false, have_state = false;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *k = h->element [i], *v = h->element [i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            return -1;
+        const char *f = k->str;
+        int rc = 0;
+        uint64_t u;
+        if (!strcmp (f, "id"))
+            rc = s_copy_str (v, self->id, sizeof self->id), have_id = rc == 0;
+        else
+        if (!strcmp (f, "kind"))
+            rc = s_copy_str (v, self->kind, sizeof self->kind), have_kind = rc == 0;
+        else
+        if (!strcmp (f, "state")) {
+            self->state = brk_state_parse (v->str, v->len);
+            rc = self->state == BRK_STATE_NONE ? -1 : 0;
+            self->stored_state = self->state;
+            have_state = rc == 0;
+        }
+        else
+        if (!strcmp (f, "priority")) {
+            rc = s_u64 (v, &u);
+            self->priority = u > RXQ_PRIORITY_MAX ? RXQ_PRIORITY_MAX : (uint32_t) u;
+        }
+        else
+        if (!strcmp (f, "seq"))          rc = s_u64 (v, &self->seq);
+        else
+        if (!strcmp (f, "attempt"))      rc = s_u64 (v, &self->attempt);
+        else
+        if (!strcmp (f, "max_attempts")) rc = s_u64 (v, &self->max_attempts);
+        else
+        if (!strcmp (f, "failures"))     rc = s_u64 (v, &self->failures);
+        else
+        if (!strcmp (f, "timeout_ms"))   rc = s_u64 (v, &self->timeout_ms);
+        else
+        if (!strcmp (f, "created_ms"))   rc = s_i64 (v, &self->created_ms);
+        else
+        if (!strcmp (f, "started_ms"))   rc = s_i64 (v, &self->started_ms);
+        else
+        if (!strcmp (f, "finished_ms"))  rc = s_i64 (v, &self->finished_ms);
+        else
+        if (!strcmp (f, "worker"))       rc = s_copy_str (v, self->worker, sizeof self->worker);
+        else
+        if (!strcmp (f, "worker_name"))  rc = s_copy_str (v, self->worker_name, sizeof self->worker_name);
+        else
+        if (!strcmp (f, "queue_deadline_ms")) rc = s_i64 (v, &self->queue_deadline_ms);
+        else
+        if (!strcmp (f, "req_vendor"))   rc = s_copy_str (v, self->require.vendor, sizeof self->require.vendor);
+        else
+        if (!strcmp (f, "req_type"))     rc = s_copy_str (v, self->require.type, sizeof self->require.type);
+        else
+        if (!strcmp (f, "req_mem"))      rc = s_u64 (v, &self->require.min_global_mem);
+        else
+        if (!strcmp (f, "req_clc")) {
+            rc = s_u64 (v, &u);
+            self->require.opencl_c = u > 1000 ? 0 : (uint32_t) u;
+        }
+        else
+        if (!strcmp (f, "req_tag"))      rc = s_copy_str (v, self->require.tag, sizeof self->require.tag);
+        else
+        if (!strcmp (f, "req_worker"))   rc = s_copy_str (v, self->require.worker, sizeof self->require.worker);
+        else
+        if (!strcmp (f, "req_target"))   rc = s_copy_str (v, self->require.target, sizeof self->require.target);
+        else
+        if (!strcmp (f, "cancel"))       self->cancel_requested = v->len == 1 && v->str [0] == '1';
+        else
+        if (!strcmp (f, "error_code")) {
+            int64_t c;
+            rc = s_i64 (v, &c);
+            self->error_code = (int) c;
+        }
+        else
+        if (!strcmp (f, "error_msg") && v->len) {
+            free (self->error_msg);
+            self->error_msg = strndup (v->str, v->len);
+        }
+        else
+        if (!strcmp (f, "key") && v->len) {
+            free (self->key);
+            self->key = strndup (v->str, v->len);
+        }
+        else
+        if (!strcmp (f, "params"))
+            rc = brk_job_set_bytes (&self->params, &self->params_len, v->str, v->len);
+        else
+        if (!strcmp (f, "result"))
+            rc = brk_job_set_bytes (&self->result, &self->result_len, v->str, v->len);
+        if (rc)
+            return -1;
+    }
+    //  Stored maps are packed raw into replies: check them like any input.
+    cmn_err_t err;
+    if (self->params && cmn_codec_check (self->params, self->params_len,
+                                         &cmn_codec_limits_default, &err))
+        return -1;
+    if (self->result && cmn_codec_check (self->result, self->result_len,
+                                         &cmn_codec_limits_default, &err))
+        return -1;
+    //  Every event of the old layout went to the stream.
+    brk_job_drop_events (self);
+    self->streamed = true;
+    return have_id && have_kind && have_state ? 0 : -1;
+}

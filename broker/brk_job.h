@@ -157,4 +157,13 @@ void brk_job_persist (brk_job_t *self, struct _brk_store_t *store, const char *p
 //  wrong type or out of range).
 int brk_job_load (brk_job_t *self, const char *data, size_t len);
 
+//  Fills a job from the layout before the record became one string: a
+//  hash per job (HGETALL's reply H, fields of docs/redis.md "Upgrading")
+//  whose events are all in the job's stream, so the job comes back
+//  `streamed`. Returns 0, or -1 as brk_job_load does. The broker reads
+//  such a key when GET finds a hash, and its next write of the job
+//  replaces the hash with the record.
+struct redisReply;
+int brk_job_load_hash (brk_job_t *self, const struct redisReply *h);
+
 #endif

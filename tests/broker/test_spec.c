@@ -1097,3 +1097,96 @@ Test (spec, s6_6_1_deadline_overrun_aborts_then_fails)
     zsock_destroy (&w);
     zsock_destroy (&c);
 }
+
+//  docs/redis.md "Upgrading": jobs stored by a broker from before the
+//  record was one string (a hash per job, every event in its stream) are
+//  read after an upgrade: a queued one is recovered, leased and run (its
+//  record then replaces the hash), an ended one answers STATUS, and both
+//  replay their events from the stream.
+static void
+s_old_hash_job (const char *id, const char *state, uint64_t seq, const char *result)
+{
+    //  The old broker wrote `result` only once there was one.
+    redisReply *r = tst_redis_cmd (&tst_redis, "HSET rxq:test:job:%s id %s kind noop state %s "
+                                   "priority 1 seq %" PRIu64 " attempt 0 max_attempts 3 "
+                                   "failures 0 timeout_ms 0 worker %s worker_name %s "
+                                   "created_ms 1000 started_ms 0 finished_ms 0 error_code 0 "
+                                   "error_msg %s cancel 0 key %s params %b",
+                                   id, id, state, seq, "", "", "", "", "\x80", (size_t) 1);
+    cr_assert (r && r->type == REDIS_REPLY_INTEGER, "HSET: %s", r ? r->str : "no reply");
+    freeReplyObject (r);
+    if (result) {
+        r = tst_redis_cmd (&tst_redis, "HSET rxq:test:job:%s result %b", id, result,
+                           strlen (result));
+        freeReplyObject (r);
+    }
+    r = tst_redis_cmd (&tst_redis, "ZADD rxq:test:state:%s %" PRIu64 " %s", state, seq, id);
+    freeReplyObject (r);
+    //  Its accepted event, in the old epoch 0.
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    cmn_pack_kv_str (&pk, "eid", "0-1");
+    cmn_pack_kv_str (&pk, "type", "accepted");
+    cmn_pack_kv_uint (&pk, "ms", 1000);
+    r = tst_redis_cmd (&tst_redis, "XADD rxq:test:events:%s 0-%" PRIu64 " e %b", id, seq,
+                       sb.data, sb.size);
+    cr_assert (r && r->type == REDIS_REPLY_STRING, "XADD: %s", r ? r->str : "no reply");
+    freeReplyObject (r);
+    msgpack_sbuffer_destroy (&sb);
+}
+
+Test (spec, s2_upgrade_reads_jobs_an_older_broker_stored_as_hashes)
+{
+    s_old_hash_job ("0000-00000042", "queued", 0x42, NULL);
+    s_old_hash_job ("0000-00000043", "succeeded", 0x43, "\x81\xa2ok\xc3");
+    tst_broker_restart ();
+    zsock_t *c = tst_dealer ();
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 6);
+    cmn_pack_kv_str (pk, "id", "0000-00000043");
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_STATUS, &b);
+    tst_reply_t r;
+    cr_assert_eq (tst_recv (c, &r, 2000), 0);
+    char msg [200] = "";
+    cmn_codec_get_cstr (&r.body.root, "message", msg, sizeof msg, NULL);
+    cr_assert_eq (r.cmd, RXQ_CMD_FINAL, "STATUS of an old ended job: command %d %s", r.cmd, msg);
+    const msgpack_object *job = NULL, *result = NULL;
+    cr_assert_eq (cmn_codec_get_map (&r.body.root, "job", &job, NULL), 0);
+    char state [16];
+    cr_assert_eq (cmn_codec_get_cstr (job, "state", state, sizeof state, NULL), 0);
+    cr_assert_str_eq (state, "succeeded");
+    cr_assert_eq (cmn_codec_get_map (job, "result", &result, NULL), 0);
+    cr_assert_not_null (cmn_codec_find (result, "ok"));
+    tst_reply_free (&r);
+
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    char jid [64];
+    uint64_t attempt;
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    cr_assert_str_eq (jid, "0000-00000042");
+    tst_done (w, jid, attempt, true, 0, true);
+    for (int i = 0; i < 100 && strcmp (state, "succeeded") != 0; i++) {
+        tst_pump (20);
+        strcpy (state, "");
+        redisReply *t = tst_redis_cmd (&tst_redis, "TYPE rxq:test:job:%s", jid);
+        bool string = t && t->type == REDIS_REPLY_STATUS && !strcmp (t->str, "string");
+        freeReplyObject (t);
+        if (string)
+            tst_redis_state (jid, state);
+    }
+    cr_assert_str_eq (state, "succeeded", "the run job's record replaced its hash");
+    char types [8][32], eids [8][48];
+    static const char *want [] = { "accepted", "leased", "succeeded" };
+    int n = s_watch_replay (c, jid, NULL, types, eids, 8);
+    cr_assert_eq (n, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_str_eq (types [i], want [i]);
+    cr_assert_eq (s_watch_replay (c, "0000-00000043", NULL, types, eids, 8), 1);
+    cr_assert_str_eq (types [0], "accepted");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
