@@ -976,7 +976,7 @@ Test (spec, s5_1_2_requirements_route_jobs_and_explain_waits)
     s_submit_body (c, &b, id, sizeof id);
     zsock_t *nv = s_worker_with_device ("nv", "NVIDIA Corporation", "rack-7");
     tst_reply_t r;
-    cr_assert_neq (tst_recv_skip_hb (nv, &r, 300), 0, "NVIDIA worker got an AMD-only job");
+    tst_worker_quiet (nv, 300);        // no AMD-only job for the NVIDIA worker
     //  STATUS says why it waits.
     pk = tst_body_begin (&b, 2);
     cmn_pack_kv_uint (pk, "req", 901);

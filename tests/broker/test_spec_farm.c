@@ -93,19 +93,6 @@ s_expect_tuning (zsock_t *w, const char *key, uint64_t tsm)
     tst_reply_free (&r);
 }
 
-//  Runs the broker for MS and asserts W got nothing but HEARTBEATs.
-static void
-s_expect_quiet (zsock_t *w, int ms)
-{
-    tst_reply_t r;
-    int64_t end = zclock_mono () + ms;
-    while (zclock_mono () < end)
-        if (tst_recv (w, &r, (int) (end - zclock_mono ())) == 0) {
-            cr_assert_eq (r.cmd, RXQ_CMD_HEARTBEAT, "unexpected command 0x%02x", r.cmd);
-            tst_reply_free (&r);
-        }
-}
-
 //  The stored TUNING body of a device with SGEMM TSM.
 static void
 s_pack_tuning (msgpack_sbuffer *sb, const char *key, uint64_t tsm, bool device_key)
@@ -135,11 +122,11 @@ Test (spec_farm, s5_1_2_worker_requirement_pins_a_job_to_one_worker)
     s_submit (c, "noop", "w2", id, sizeof id);
     tst_expect_job (w2, jid, sizeof jid, &attempt);
     cr_assert_str_eq (jid, id);
-    s_expect_quiet (w1, 200);
+    tst_worker_quiet (w1, 200);
     //  ...while w2 is busy, a job pinned to it waits rather than go to w1,
     //  as STATUS shows.
     s_submit (c, "noop", "w2", id, sizeof id);
-    s_expect_quiet (w1, 200);
+    tst_worker_quiet (w1, 200);
     char state [16];
     tst_status (c, id, state, NULL);
     cr_assert_str_eq (state, "queued");
@@ -232,13 +219,13 @@ Test (spec_farm, s6_9_tuning_follows_ready_when_an_entry_is_stored)
     s_expect_tuning (w1, "Acme|Fancy|1.0", 48);
     //  Another device: nothing.
     zsock_t *w2 = s_worker ("w2", "noop", "Acme", "Plain");
-    s_expect_quiet (w2, 300);
+    tst_worker_quiet (w2, 300);
     //  A stored value that is not an entry is not sent; the worker still
     //  registers and runs jobs.
     freeReplyObject (tst_redis_cmd (&tst_redis, "HSET rxq:test:tune %s %b", "Acme|Broken|1.0",
                                     "\xc1", (size_t) 1));
     zsock_t *w3 = s_worker ("w3", "noop", "Acme", "Broken");
-    s_expect_quiet (w3, 300);
+    tst_worker_quiet (w3, 300);
     zsock_t *c = tst_dealer ();
     char id [64], jid [64];
     uint64_t attempt;
@@ -267,7 +254,7 @@ Test (spec_farm, s6_9_a_succeeded_tune_is_stored_and_sent_to_that_device)
     //  Both workers of that device get it; the other does not.
     s_expect_tuning (w1, "Acme|Fancy|1.0", 64);
     s_expect_tuning (w2, "Acme|Fancy|1.0", 64);
-    s_expect_quiet (w3, 300);
+    tst_worker_quiet (w3, 300);
     redisReply *h = tst_redis_cmd (&tst_redis, "HGET rxq:test:tune %s", "Acme|Fancy|1.0");
     cr_assert_eq (h->type, REDIS_REPLY_STRING);
     cmn_body_t body;
@@ -283,7 +270,7 @@ Test (spec_farm, s6_9_a_succeeded_tune_is_stored_and_sent_to_that_device)
     s_pack_tuning (&result, "", 32, false);
     s_done (w3, jid, attempt, &result);
     msgpack_sbuffer_destroy (&result);
-    s_expect_quiet (w3, 200);
+    tst_worker_quiet (w3, 200);
     char state [16];
     tst_status (c, id, state, NULL);
     cr_assert_str_eq (state, "succeeded");

@@ -154,6 +154,24 @@ tst_reply_free (tst_reply_t *r)
     cmn_body_free (&r->body);
 }
 
+//  Runs the broker for MS milliseconds while fake worker W stays alive (it
+//  answers each HEARTBEAT as a real worker does) and asserts that nothing
+//  but HEARTBEATs reaches it. A silent fake worker is declared dead after
+//  heartbeat_ms x liveness (300 ms here), which a loaded machine can
+//  stretch a wait of that length past (seen under ctest -j2).
+static inline void
+tst_worker_quiet (zsock_t *w, int ms)
+{
+    tst_reply_t r;
+    int64_t end = zclock_mono () + ms;
+    while (zclock_mono () < end)
+        if (tst_recv (w, &r, (int) (end - zclock_mono ())) == 0) {
+            cr_assert_eq (r.cmd, RXQ_CMD_HEARTBEAT, "unexpected command 0x%02x", r.cmd);
+            tst_reply_free (&r);
+            tst_send_raw (w, RXQ_PROTO_WORKER, RXQ_CMD_HEARTBEAT, "\x80", 1);
+        }
+}
+
 //  Runs the broker for MS milliseconds.
 static inline void
 tst_pump (int ms)
