@@ -13,6 +13,7 @@
  *      broker's own code for them, pipelined), and the broker's share of it;
  *    - the ratio to the 50,000 jobs/s target.
  */
+#include "brk_broker.h"
 #include "brk_job.h"
 #include "brk_sets.h"
 #include "brk_store.h"
@@ -147,7 +148,7 @@ s_redis_ceiling (const char *host, int port, int jobs)
                     brk_job_set_bytes (&job->result, &job->result_len, "\x80", 1);
                     s_keep_event (job, ++events, "succeeded", NULL);
                 }
-                brk_job_persist (job, store, prefix, sets);
+                brk_job_persist (job, store, prefix, sets, BRK_KEEP_ENDED_DEFAULT_S);
             }
             brk_sets_append (sets, store, prefix);
             ok = ok && brk_store_flush (store) == 0;

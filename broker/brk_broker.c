@@ -138,6 +138,7 @@ brk_config_defaults (brk_config_t *cfg)
     cfg->backoff_ms = 500;
     cfg->backoff_max_ms = 30000;
     cfg->hang_ms = 120000;
+    cfg->keep_ended_s = BRK_KEEP_ENDED_DEFAULT_S;
 }
 
 //  ---------------------------------------------------------------------
@@ -257,7 +258,7 @@ static void
 s_write_touched (brk_broker_t *self)
 {
     for (brk_job_t *job = zlist_first (self->touched); job; job = zlist_next (self->touched))
-        brk_job_persist (job, self->store, self->prefix, self->sets);
+        brk_job_persist (job, self->store, self->prefix, self->sets, self->cfg.keep_ended_s);
     brk_sets_append (self->sets, self->store, self->prefix);
 }
 
@@ -2239,6 +2240,17 @@ s_timers (brk_broker_t *self)
         if (j->watchers)
             for (brk_watcher_t *wt = zlist_first (j->watchers); wt; wt = zlist_next (j->watchers))
                 s_send_now (self, s_msg (wt->identity, RXQ_PROTO_CLIENT, RXQ_CMD_HEARTBEAT, NULL));
+    //  Ended jobs older than --keep-ended leave the ended state sets (their
+    //  records, streams and keys expire on their own: docs/redis.md,
+    //  "Retention"). Bookkeeping, in this turn's pipeline: a failed prune
+    //  is done by the next one.
+    if (self->redis_ok && self->cfg.keep_ended_s) {
+        const int64_t cutoff = zclock_time () - (int64_t) self->cfg.keep_ended_s * 1000;
+        for (int s = 0; s < BRK_STATE_COUNT; s++)
+            if (brk_state_terminal ((brk_state_t) s))
+                brk_store_append (self->store, "ZREMRANGEBYSCORE %sstate:%s -inf (%" PRId64,
+                                  self->prefix, brk_state_name ((brk_state_t) s), cutoff);
+    }
     //  Writes that failed while Redis was up (an error reply) are retried.
     if (self->redis_ok)
         for (brk_job_t *j = zhashx_first (self->jobs); j; j = zhashx_next (self->jobs))

@@ -46,12 +46,18 @@ typedef struct {
     const char *data_dir;       // blob store directory (brk_blobs); NULL:
                                 // the broker keeps no blobs and refuses
                                 // BLOB_* requests with RXQ_E_UNSUPPORTED
+    uint64_t keep_ended_s;      // an ended job stays in Redis this long,
+                                // seconds; 0 for ever (docs/redis.md)
 } brk_config_t;
+
+//  Default of keep_ended_s: a week.
+#define BRK_KEEP_ENDED_DEFAULT_S (7 * 86400)
 
 typedef struct _brk_broker_t brk_broker_t;
 
 //  Fills CFG with the defaults (tcp://*:5555, redis://127.0.0.1:6379,
-//  cluster "default", 1000 ms, 3, 3 attempts, 500 ms, 30 s, 120 s).
+//  cluster "default", 1000 ms, 3, 3 attempts, 500 ms, 30 s, 120 s, no
+//  blob store, ended jobs kept a week).
 void brk_config_defaults (brk_config_t *cfg);
 
 //  Connects to Redis, rebuilds state from it and binds the socket. Returns

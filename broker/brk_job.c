@@ -234,7 +234,8 @@ brk_job_drop_events (brk_job_t *self)
 }
 
 void
-brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, brk_sets_t *sets)
+brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, brk_sets_t *sets,
+                 uint64_t keep_s)
 {
     char key [256];
     snprintf (key, sizeof key, "%sjob:%s", prefix, self->id);
@@ -249,6 +250,23 @@ brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, brk_se
         brk_store_appendv (store, 3, argv, lens);
     }
     msgpack_sbuffer_destroy (&b.sb);
+    //  An ended job lives KEEP_S more seconds, with its stream and key.
+    //  (Its record is rewritten, clearing the time to live, if it is
+    //  retried.) Should SETS run out of memory these are left out: the
+    //  keys then stay, which loses nothing.
+    const bool ended = brk_state_terminal (self->state);
+    if (ended && keep_s) {
+        brk_sets_expire (sets, key, keep_s);
+        if (self->streamed) {
+            snprintf (key, sizeof key, "%sevents:%s", prefix, self->id);
+            brk_sets_expire (sets, key, keep_s);
+        }
+        if (self->key) {
+            snprintf (key, sizeof key, "%skey:%s", prefix, self->key);
+            brk_sets_expire (sets, key, keep_s);
+        }
+    }
+    const uint64_t score = ended ? (uint64_t) self->finished_ms : self->seq;
     //  Move the id between state sets, in SETS with the batch's other
     //  moves (or at once, should SETS run out of memory). Once the batch
     //  is written Redis holds the new state; when it fails the job is
@@ -263,9 +281,9 @@ brk_job_persist (brk_job_t *self, brk_store_t *store, const char *prefix, brk_se
                 brk_store_append (store, "ZREM %s %s", set, self->id);
             }
         }
-        if (brk_sets_add (sets, self->state, self->seq, self->id) != 0) {
+        if (brk_sets_add (sets, self->state, score, self->id) != 0) {
             snprintf (set, sizeof set, "%sstate:%s", prefix, brk_state_name (self->state));
-            brk_store_append (store, "ZADD %s %" PRIu64 " %s", set, self->seq, self->id);
+            brk_store_append (store, "ZADD %s %" PRIu64 " %s", set, score, self->id);
         }
         self->stored_state = self->state;
     }

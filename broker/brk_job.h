@@ -144,12 +144,15 @@ void brk_job_drop_events (brk_job_t *self);
 
 //  Adds to SETS (brk_sets) what makes Redis match the in-memory record:
 //  the stored form under "<PREFIX>job:<id>", and the move of the id
-//  between state sets. PREFIX is "rxq:<cluster>:". Should SETS run out of
-//  memory, the commands go to STORE's pipeline at once instead.
+//  between state sets (score: the submission sequence; for an ended job
+//  its finish time, Unix ms, by which the broker prunes the ended sets).
+//  An ended job's record, stream and idempotency key get KEEP_S seconds
+//  to live (0: kept for ever). PREFIX is "rxq:<cluster>:". Should SETS run
+//  out of memory, the commands go to STORE's pipeline at once instead.
 struct _brk_store_t;
 struct _brk_sets_t;
 void brk_job_persist (brk_job_t *self, struct _brk_store_t *store, const char *prefix,
-                      struct _brk_sets_t *sets);
+                      struct _brk_sets_t *sets, uint64_t keep_s);
 
 //  Fills a job from its stored form (DATA, LEN bytes, as GET returns it).
 //  Returns 0, or -1 when DATA is not the record of a job (not msgpack

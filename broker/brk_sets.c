@@ -23,9 +23,19 @@ typedef struct {
     size_t val_off, val_len;    // bytes
 } s_record_t;
 
+//  One expiry: its key, back to back with the others in xkeys.
+typedef struct {
+    size_t off, len;            // bytes in xkeys
+    uint64_t seconds;           // time to live
+} s_expire_t;
+
 struct _brk_sets_t {
     s_list_t removes [BRK_STATE_COUNT];
     s_list_t adds [BRK_STATE_COUNT];
+    char *xkeys;                // keys of the expiries, back to back
+    size_t xused, xsize;        // bytes used, allocated
+    s_expire_t *expires;        // the expiries, in the order given
+    size_t nexpires, maxexpires;    // used, allocated
     char *bytes;                // keys and values of the records, back to back
     size_t used, size;          // bytes used, allocated
     s_record_t *records;        // the records, in the order given
@@ -51,6 +61,8 @@ brk_sets_destroy (brk_sets_t **self_p)
     }
     free (self->bytes);
     free (self->records);
+    free (self->xkeys);
+    free (self->expires);
     free (self);
     *self_p = NULL;
 }
@@ -122,6 +134,51 @@ brk_sets_record (brk_sets_t *self, const char *key, const char *data, size_t len
     return 0;
 }
 
+int
+brk_sets_expire (brk_sets_t *self, const char *key, uint64_t seconds)
+{
+    assert (self && key && seconds > 0);
+    size_t len = strlen (key);
+    if (self->xused + len > self->xsize) {
+        size_t size = self->xsize ? self->xsize : 16384;
+        while (size < self->xused + len)
+            size *= 2;
+        char *grown = realloc (self->xkeys, size);
+        if (!grown)
+            return -1;
+        self->xkeys = grown;
+        self->xsize = size;
+    }
+    if (self->nexpires == self->maxexpires) {
+        size_t max = self->maxexpires ? 2 * self->maxexpires : 256;
+        s_expire_t *grown = realloc (self->expires, max * sizeof *grown);
+        if (!grown)
+            return -1;
+        self->expires = grown;
+        self->maxexpires = max;
+    }
+    self->expires [self->nexpires++] = (s_expire_t) { self->xused, len, seconds };
+    memcpy (self->xkeys + self->xused, key, len);
+    self->xused += len;
+    return 0;
+}
+
+//  Appends the expiries, one EXPIRE each (Redis has no multi-key form).
+static void
+s_append_expires (brk_sets_t *self, brk_store_t *store)
+{
+    for (size_t i = 0; i < self->nexpires; i++) {
+        const s_expire_t *e = &self->expires [i];
+        char ttl [24];
+        snprintf (ttl, sizeof ttl, "%" PRIu64, e->seconds);
+        const char *argv [] = { "EXPIRE", self->xkeys + e->off, ttl };
+        size_t lens [] = { 6, e->len, strlen (ttl) };
+        brk_store_appendv (store, 3, argv, lens);
+    }
+    self->nexpires = 0;
+    self->xused = 0;
+}
+
 //  Appends the records as MSETs of BRK_SETS_CHUNK records each.
 static void
 s_append_records (brk_sets_t *self, brk_store_t *store)
@@ -184,6 +241,7 @@ brk_sets_append (brk_sets_t *self, brk_store_t *store, const char *prefix)
 {
     assert (self && store && prefix);
     s_append_records (self, store);
+    s_append_expires (self, store);
     char key [256];
     for (int s = 0; s < BRK_STATE_COUNT; s++) {
         snprintf (key, sizeof key, "%sstate:%s", prefix, brk_state_name ((brk_state_t) s));
@@ -199,7 +257,7 @@ size_t
 brk_sets_pending (brk_sets_t *self)
 {
     assert (self);
-    size_t n = self->nrecords;
+    size_t n = self->nrecords + self->nexpires;
     for (int s = 0; s < BRK_STATE_COUNT; s++)
         n += self->removes [s].count + self->adds [s].count;
     return n;

@@ -43,12 +43,18 @@ int brk_sets_add (brk_sets_t *self, brk_state_t state, uint64_t score, const cha
 //  copied. Returns 0, -1 out of memory.
 int brk_sets_record (brk_sets_t *self, const char *key, const char *data, size_t len);
 
+//  Records that KEY is to expire SECONDS after the batch is written (an
+//  ended job's record, stream and idempotency key: docs/redis.md,
+//  "Retention"); KEY is copied. The EXPIRE follows the batch's MSETs,
+//  which would otherwise clear it. Returns 0, -1 out of memory.
+int brk_sets_expire (brk_sets_t *self, const char *key, uint64_t seconds);
+
 //  Appends what was collected to STORE's pipeline, the records first (as
-//  MSETs), then the moves (removes first, then adds, state by state)
-//  under PREFIX ("rxq:<cluster>:"), and empties SELF.
+//  MSETs), then the expiries, then the moves (removes first, then adds,
+//  state by state) under PREFIX ("rxq:<cluster>:"), and empties SELF.
 void brk_sets_append (brk_sets_t *self, brk_store_t *store, const char *prefix);
 
-//  Records and moves collected and not yet appended.
+//  Records, expiries and moves collected and not yet appended.
 size_t brk_sets_pending (brk_sets_t *self);
 
 #endif

@@ -28,6 +28,9 @@ s_usage (FILE *out)
         "                       no new ones until it recovers (default 120000)\n"
         "  --data-dir DIR       keep the blob store (rxq put/get, model files) under\n"
         "                       DIR/blobs (env RXQ_DATA_DIR; default: no blob store)\n"
+        "  --keep-ended S       keep an ended job (record, events, idempotency key) in\n"
+        "                       Redis S seconds after it ends; 0 for ever (env\n"
+        "                       RXQ_KEEP_ENDED; default 604800, a week)\n"
         "  --log-level LEVEL    error, warn, info or debug (env RXQ_LOG_LEVEL; default info)\n"
         "  --help, --version\n"
         "\n"
@@ -48,13 +51,14 @@ main (int argc, char **argv)
         { "hang-ms", required_argument, 0, 'g' },
         { "log-level", required_argument, 0, 'l' },
         { "data-dir", required_argument, 0, 'D' },
+        { "keep-ended", required_argument, 0, 'k' },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 }
     };
     const char *bind = NULL, *redis = NULL, *cluster = NULL, *level = NULL;
     const char *hb = NULL, *liveness = NULL, *attempts = NULL, *hang = NULL;
-    const char *data_dir = NULL;
+    const char *data_dir = NULL, *keep = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long (argc, argv, "", options, NULL)) != -1) {
@@ -68,6 +72,7 @@ main (int argc, char **argv)
             case 'g': hang = optarg; break;
             case 'l': level = optarg; break;
             case 'D': data_dir = optarg; break;
+            case 'k': keep = optarg; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("rxq-broker %s\n", RXQ_VERSION); return 0;
             default:
@@ -86,6 +91,7 @@ main (int argc, char **argv)
     cfg.redis_url = cmn_config_str (redis, "RXQ_REDIS", cfg.redis_url);
     cfg.cluster = cmn_config_str (cluster, "RXQ_CLUSTER", cfg.cluster);
     cfg.data_dir = cmn_config_str (data_dir, "RXQ_DATA_DIR", NULL);
+    keep = cmn_config_str (keep, "RXQ_KEEP_ENDED", NULL);
     level = cmn_config_str (level, "RXQ_LOG_LEVEL", "info");
     int lv = cmn_log_level_parse (level);
     cmn_err_t err = { 0 };
@@ -114,6 +120,13 @@ main (int argc, char **argv)
         if (cmn_config_long (hang, 100, 86400000, &v, "--hang-ms", &err))
             goto usage;
         cfg.hang_ms = (int) v;
+    }
+    if (keep) {
+        //  At most ten years: Redis takes EXPIRE seconds as a signed 64-bit
+        //  count, and a decade is for ever for a job record.
+        if (cmn_config_long (keep, 0, 10L * 366 * 86400, &v, "--keep-ended", &err))
+            goto usage;
+        cfg.keep_ended_s = (uint64_t) v;
     }
     cmn_log_init ("broker", (cmn_log_level_t) lv);
     zsys_init ();

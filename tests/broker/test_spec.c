@@ -1190,3 +1190,77 @@ Test (spec, s2_upgrade_reads_jobs_an_older_broker_stored_as_hashes)
     zsock_destroy (&w);
     zsock_destroy (&c);
 }
+
+//  TTL of KEY in seconds (-2 absent, -1 no expiry).
+static long long
+s_ttl (const char *fmt, const char *id)
+{
+    char key [256];
+    snprintf (key, sizeof key, fmt, id);
+    redisReply *r = tst_redis_cmd (&tst_redis, "TTL %s", key);
+    cr_assert (r && r->type == REDIS_REPLY_INTEGER);
+    long long t = r->integer;
+    freeReplyObject (r);
+    return t;
+}
+
+//  docs/redis.md "Retention": an ended job (record, stream, idempotency
+//  key) expires --keep-ended seconds after it ends and leaves its state
+//  set; a job still queued never expires. After that its id is unknown
+//  and its key is free for a new job.
+Test (spec, s2_ended_jobs_leave_redis_after_keep_ended)
+{
+    tst_cfg.keep_ended_s = 1;
+    tst_broker_restart ();
+    zsock_t *c = tst_dealer ();
+    zsock_t *w = tst_worker ("w1", "noop", 1);
+    char id [64], keyed [64], jid [64], queued [64];
+    s_run_noop (c, w, true, id);                // with progress: streamed
+    uint64_t attempt;
+    tst_submit (c, "noop", 1, "key", "k-1", keyed, sizeof keyed);
+    tst_expect_job (w, jid, sizeof jid, &attempt);
+    tst_done (w, jid, attempt, true, 0, true);
+    tst_submit (c, "bench.device", 1, NULL, NULL, queued, sizeof queued);   // no worker runs it
+    char state [16] = "";
+    for (int i = 0; i < 100 && strcmp (state, "succeeded"); i++) {
+        tst_pump (20);
+        tst_redis_state (keyed, state);
+    }
+    cr_assert_str_eq (state, "succeeded");
+    long long t = s_ttl ("rxq:test:job:%s", id);
+    cr_assert (t == 0 || t == 1, "record TTL %lld", t);
+    t = s_ttl ("rxq:test:events:%s", id);
+    cr_assert (t == 0 || t == 1, "stream TTL %lld", t);
+    t = s_ttl ("rxq:test:key:%s", "k-1");
+    cr_assert (t == 0 || t == 1, "key TTL %lld", t);
+    cr_assert_eq (s_ttl ("rxq:test:job:%s", queued), -1, "a queued job does not expire");
+    //  Ended sets are scored by finish time (Unix ms).
+    redisReply *r = tst_redis_cmd (&tst_redis, "ZSCORE rxq:test:state:succeeded %s", id);
+    cr_assert (r && r->type == REDIS_REPLY_STRING);
+    cr_assert_gt (strtod (r->str, NULL), 1e12);
+    freeReplyObject (r);
+
+    tst_worker_quiet (w, 2300);                 // past expiry, and two prunes
+    cr_assert_eq (s_ttl ("rxq:test:job:%s", id), -2, "record still there");
+    cr_assert_eq (s_ttl ("rxq:test:events:%s", id), -2, "stream still there");
+    r = tst_redis_cmd (&tst_redis, "ZCARD rxq:test:state:succeeded");
+    cr_assert (r && r->type == REDIS_REPLY_INTEGER);
+    cr_assert_eq (r->integer, 0, "ended set not pruned");
+    freeReplyObject (r);
+    tst_body_t b;
+    msgpack_packer *pk = tst_body_begin (&b, 2);
+    cmn_pack_kv_uint (pk, "req", 77);
+    cmn_pack_kv_str (pk, "id", id);
+    tst_send (c, RXQ_PROTO_CLIENT, RXQ_CMD_STATUS, &b);
+    tst_reply_t rep;
+    cr_assert_eq (tst_recv_skip_hb (c, &rep, 2000), 0);
+    cr_assert_eq (s_error_code (&rep), RXQ_E_NOTFOUND);
+    tst_reply_free (&rep);
+    tst_status (c, queued, state, NULL);
+    cr_assert_str_eq (state, "queued");
+    char again [64];
+    tst_submit (c, "noop", 1, "key", "k-1", again, sizeof again);
+    cr_assert_str_neq (again, keyed, "the expired key still named the old job");
+    zsock_destroy (&w);
+    zsock_destroy (&c);
+}
